@@ -1,0 +1,93 @@
+//! The one place where failures become GraphQL errors.
+//!
+//! Every error a client sees has a stable `extensions.code` and a message meant for people.
+//! Internal failures say only "internal error"; their detail goes to the server log, once,
+//! here, with the request's ids but nothing the client sent.
+
+use async_graphql::{Error, ErrorExtensions};
+use portico_tenants::TenantError;
+
+/// Stable error codes, part of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The request body is not a GraphQL request.
+    BadRequest,
+    /// The document is not valid GraphQL syntax.
+    ParseError,
+    /// The document does not fit the schema.
+    ValidationFailed,
+    /// The selection is nested too deeply.
+    DepthLimit,
+    /// The selection asks for too many fields.
+    ComplexityLimit,
+    /// The document uses too many aliases.
+    AliasLimit,
+    /// The request batches too many operations.
+    BatchLimit,
+    /// The caller may not do this.
+    Forbidden,
+    /// The thing asked for does not exist, or is not the caller's to see.
+    NotFound,
+    /// Something failed inside Portico.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears in `extensions.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::ParseError => "PARSE_ERROR",
+            Self::ValidationFailed => "VALIDATION_FAILED",
+            Self::DepthLimit => "DEPTH_LIMIT",
+            Self::ComplexityLimit => "COMPLEXITY_LIMIT",
+            Self::AliasLimit => "ALIAS_LIMIT",
+            Self::BatchLimit => "BATCH_LIMIT",
+            Self::Forbidden => "FORBIDDEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// An error with this code and message.
+    pub fn error(self, message: impl Into<String>) -> Error {
+        Error::new(message).extend_with(|_, ext| ext.set("code", self.as_str()))
+    }
+}
+
+/// Translates a tenant failure for the client.
+pub(crate) fn from_tenant(err: TenantError) -> Error {
+    match err {
+        TenantError::NotFound => ErrorCode::NotFound.error("Not found."),
+        TenantError::Forbidden => ErrorCode::Forbidden.error("Not allowed."),
+        TenantError::InvalidSlug(_)
+        | TenantError::InvalidName(_)
+        | TenantError::InvalidDomain(_)
+        | TenantError::SlugTaken(_)
+        | TenantError::DomainTaken(_)
+        | TenantError::InvalidState(_) => ErrorCode::ValidationFailed.error(err.to_string()),
+        TenantError::Database(_) => internal(&err),
+    }
+}
+
+/// Logs an internal failure and returns the generic error the client sees.
+fn internal(err: &(dyn std::error::Error + 'static)) -> Error {
+    tracing::error!(error = %ErrorChain(err), "request failed");
+    ErrorCode::Internal.error("Internal error.")
+}
+
+/// Formats an error with its sources, for the server log.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+
+        Ok(())
+    }
+}

@@ -1,0 +1,370 @@
+//! The `portico` command line: serve, migrate, demo, tenants, configuration.
+
+#![allow(
+    clippy::print_stdout,
+    reason = "a command line's output is its interface"
+)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use portico_graphql::Limits;
+use portico_platform::clock::{Clock, SystemClock};
+use portico_platform::entropy::{Entropy, SystemEntropy};
+use portico_platform::principal::Principal;
+use portico_tenants::{
+    DomainName, NewTenant, TenantError, TenantResolver, TenantService, TenantSlug,
+};
+
+use crate::config::{Config, DatabaseProvider, Mode, Sources};
+use crate::http::{self, AppState, EdgeSettings};
+use crate::{database, logging};
+
+/// Portico: HIPAA-compliant patient portals for many clinics, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file [default: ./portico.toml if present; env: PORTICO_CONFIG].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the embedded database and local state [default: ./data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the portals, the APIs and the consoles.
+    Serve(ServeArgs),
+    /// Apply pending database migrations, as the schema owner.
+    Migrate,
+    /// Run a demo on the embedded defaults: SQLite, the demo clinic "sunrise", development mode.
+    Demo(ListenArgs),
+    /// Manage tenants (clinics).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+struct ListenArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Do not apply pending migrations at start (they must have been applied already).
+    #[arg(long)]
+    no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Short name: a lowercase DNS label; the portal is served at <slug>.<base_domain>.
+        #[arg(long)]
+        slug: String,
+        /// The clinic's name as patients see it.
+        #[arg(long)]
+        name: String,
+        /// A custom domain for the portal (repeatable). You vouch that the clinic controls it.
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a tenant's portal; its data is kept.
+    Suspend {
+        /// The tenant's slug.
+        #[arg(long)]
+        slug: String,
+    },
+    /// Reopen a suspended tenant's portal.
+    Resume {
+        /// The tenant's slug.
+        #[arg(long)]
+        slug: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it, secrets redacted.
+    Check,
+}
+
+/// Exit status for configuration errors, as for usage errors.
+const EXIT_CONFIG: u8 = 2;
+
+/// Runs the command line and returns the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(sources(&cli)) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logging::init(config.logging.format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Flags become the highest-priority configuration source.
+fn sources(cli: &Cli) -> Sources {
+    let mut overrides = Vec::new();
+    if let Some(dir) = &cli.data_dir {
+        overrides.push(("data_dir", toml::Value::String(dir.display().to_string())));
+    }
+    let listen = match &cli.command {
+        Command::Serve(args) => args.listen.listen,
+        Command::Demo(args) => args.listen,
+        _ => None,
+    };
+    if let Some(listen) = listen {
+        overrides.push(("http.listen", toml::Value::String(listen.to_string())));
+    }
+    if let Command::Demo(_) = cli.command {
+        // The demo is the embedded defaults, whatever the environment says.
+        overrides.push(("mode", toml::Value::String("development".into())));
+        overrides.push(("database.provider", toml::Value::String("sqlite".into())));
+    }
+
+    Sources {
+        file: cli.config.clone(),
+        overrides,
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            if !args.no_migrate && config.database.migrate_on_start {
+                migrate(&config).await?;
+            }
+            serve(config, None).await
+        }
+        Command::Migrate => migrate(&config).await,
+        Command::Demo(_) => demo(config).await,
+        Command::Tenant(command) => tenant(command, &config).await,
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.to_redacted_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let applied = database::migrate(config).await?;
+    tracing::info!(migrations.applied = applied, "database schema is current");
+
+    Ok(())
+}
+
+/// The demo: migrate the embedded database, make sure the demo clinic exists, serve.
+async fn demo(config: Config) -> anyhow::Result<()> {
+    debug_assert_eq!(config.database.provider, DatabaseProvider::Sqlite);
+    migrate(&config).await?;
+    let service = tenant_service(&config).await?;
+    let demo = NewTenant {
+        slug: "sunrise".parse()?,
+        display_name: "Sunrise Family Clinic".to_owned(),
+        domains: Vec::new(),
+    };
+    match service.create(&Principal::System, demo).await {
+        Ok(_) | Err(TenantError::SlugTaken(_)) => {}
+        Err(err) => return Err(err).context("cannot create the demo clinic"),
+    }
+
+    serve(config, Some(Banner::Demo)).await
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Banner {
+    Demo,
+}
+
+async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
+    let db = database::open_for_serving(&config).await?;
+    if !database::migrations_current(&db)
+        .await
+        .context("cannot read the migration ledger")?
+    {
+        bail!("the database has pending migrations; run `portico migrate` first");
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let entropy: Arc<dyn Entropy> = Arc::new(SystemEntropy);
+    let tenants = TenantService::new(db.clone(), clock.clone(), entropy.clone());
+    let ttl = chrono::Duration::seconds(i64::try_from(config.tenancy.cache_ttl_secs).unwrap_or(5));
+    let resolver = TenantResolver::new(
+        tenants.clone(),
+        config.http.base_domain.clone(),
+        ttl,
+        clock.clone(),
+    );
+    let limits = Limits {
+        max_depth: config.graphql.max_depth,
+        max_complexity: config.graphql.max_complexity,
+        max_aliases: config.graphql.max_aliases,
+    };
+    let development = config.mode == Mode::Development;
+    let schema = portico_graphql::build_schema(tenants, limits, development);
+    let settings = EdgeSettings {
+        body_limit_bytes: config.http.body_limit_bytes,
+        request_timeout: std::time::Duration::from_secs(config.http.request_timeout_secs),
+        path_fallback: config.path_fallback(),
+        development,
+        max_batch: config.graphql.max_batch,
+        clock,
+        entropy,
+    };
+    let state = AppState {
+        db,
+        resolver,
+        schema,
+        settings: Arc::new(settings),
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(http.address = %address, mode = ?config.mode, "listening");
+    if let Some(Banner::Demo) = banner {
+        print_demo_banner(address, &config.http.base_domain);
+    }
+
+    let grace = std::time::Duration::from_secs(config.http.shutdown_grace_secs);
+    http::serve(listener, http::app(state), http::shutdown_signal(), grace).await?;
+    tracing::info!("stopped");
+
+    Ok(())
+}
+
+fn print_demo_banner(address: SocketAddr, base: &DomainName) {
+    let port = address.port();
+    println!(
+        "\nPortico demo is running (development mode, SQLite in the data directory).\n\n\
+         \x20 Sunrise Family Clinic, by host:  http://sunrise.{base}:{port}/graphql  (GraphiQL in a browser)\n\
+         \x20 Sunrise Family Clinic, by path:  http://{address}/t/sunrise/graphql\n\
+         \x20 Health:                          http://{address}/healthz  and  /readyz\n\n\
+         Try:\n\
+         \x20 curl -s http://{address}/t/sunrise/graphql -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"query\":\"{{ tenant {{ slug displayName }} }}\"}}'\n\n\
+         Stop with Ctrl-C.\n"
+    );
+}
+
+/// The registry, for commands that manage tenants.
+async fn tenant_service(config: &Config) -> anyhow::Result<TenantService> {
+    let db = database::open_for_serving(config).await?;
+    if !database::migrations_current(&db)
+        .await
+        .context("cannot read the migration ledger")?
+    {
+        bail!("the database is not migrated; run `portico migrate` first");
+    }
+
+    Ok(TenantService::new(
+        db,
+        Arc::new(SystemClock),
+        Arc::new(SystemEntropy),
+    ))
+}
+
+async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
+    let service = tenant_service(config).await?;
+    let operator = Principal::Operator;
+    match command {
+        TenantCommand::Create {
+            slug,
+            name,
+            domains,
+        } => {
+            let slug: TenantSlug = slug.parse()?;
+            let domains = domains
+                .iter()
+                .map(|d| d.parse())
+                .collect::<Result<Vec<DomainName>, _>>()?;
+            let tenant = service
+                .create(
+                    &operator,
+                    NewTenant {
+                        slug,
+                        display_name: name,
+                        domains,
+                    },
+                )
+                .await?;
+            println!("created tenant {} ({})", tenant.slug, tenant.id);
+        }
+        TenantCommand::List { json } => {
+            let tenants = service.list(&operator).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tenants)?);
+            } else {
+                println!("{:<24} {:<10} {:<36} DOMAINS  NAME", "SLUG", "STATUS", "ID");
+                for tenant in tenants {
+                    let domains: Vec<_> = tenant.domains.iter().map(DomainName::as_str).collect();
+                    let domains = if domains.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        domains.join(",")
+                    };
+                    let status = serde_json::to_value(tenant.status)?;
+                    println!(
+                        "{:<24} {:<10} {:<36} {domains}  {}",
+                        tenant.slug,
+                        status.as_str().unwrap_or("?"),
+                        tenant.id,
+                        tenant.display_name
+                    );
+                }
+            }
+        }
+        TenantCommand::Suspend { slug } => {
+            let tenant = service.suspend(&operator, &slug.parse()?).await?;
+            println!("suspended tenant {}", tenant.slug);
+        }
+        TenantCommand::Resume { slug } => {
+            let tenant = service.resume(&operator, &slug.parse()?).await?;
+            println!("resumed tenant {}", tenant.slug);
+        }
+    }
+
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! `POST /graphql`, and GraphiQL on `GET /graphql` in development.
+
+use async_graphql::BatchRequest;
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::{OriginalUri, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use portico_graphql::{ErrorCode, RequestContext};
+use portico_platform::principal::Principal;
+use serde_json::json;
+
+use super::layers::request_id;
+use super::{ApiError, AppState, RequestTenant};
+
+/// Runs a GraphQL request (or a bounded batch) for the request's tenant.
+pub(crate) async fn graphql(
+    State(state): State<AppState>,
+    RequestTenant(tenant): RequestTenant,
+    request: Request,
+) -> Response {
+    let Some(request_id) = request_id(&request) else {
+        return ApiError::Internal.into_response();
+    };
+    let (parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
+        // Also a CSRF defence: a cross-site form cannot send application/json.
+        return ApiError::UnsupportedMediaType.into_response();
+    }
+    let body = match read_body(&parts.headers, body, state.settings.body_limit_bytes).await {
+        Ok(body) => body,
+        Err(err) => return err.into_response(),
+    };
+
+    let Ok(batch) = serde_json::from_slice::<BatchRequest>(&body) else {
+        return refused(
+            ErrorCode::BadRequest,
+            "The request body is not a GraphQL request.",
+        );
+    };
+    let size = batch.iter().count();
+    if size > state.settings.max_batch {
+        let message = format!(
+            "The request batches {size} operations; at most {} are allowed.",
+            state.settings.max_batch
+        );
+        return refused(ErrorCode::BatchLimit, &message);
+    }
+
+    let context = RequestContext {
+        tenant,
+        principal: Principal::Anonymous {
+            request: request_id,
+        },
+    };
+    let response = state.schema.execute_batch(batch.data(context)).await;
+
+    Json(response).into_response()
+}
+
+/// GraphiQL, only in development; production publishes the schema file instead.
+pub(crate) async fn graphiql(
+    State(state): State<AppState>,
+    _tenant: RequestTenant,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
+    if !state.settings.development {
+        return ApiError::MethodNotAllowed.into_response();
+    }
+    let page = async_graphql::http::GraphiQLSource::build()
+        .endpoint(uri.path())
+        .finish();
+    // GraphiQL is served from its CDN with inline bootstrapping; this looser policy is
+    // confined to this development-only page.
+    let csp = "default-src 'self' https://unpkg.com; script-src 'self' 'unsafe-inline' https://unpkg.com; \
+               style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data:; \
+               connect-src 'self'; frame-ancestors 'none'";
+
+    ([(header::CONTENT_SECURITY_POLICY, csp)], Html(page)).into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Reads the body, refusing one over `limit` before or while reading it.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+
+    to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)
+}
+
+/// A request refused before execution, in the GraphQL response shape.
+fn refused(code: ErrorCode, message: &str) -> Response {
+    let body =
+        json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
+
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}

@@ -1,0 +1,7 @@
+//! The `portico` binary.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    portico_infra::cli::main()
+}

@@ -1,0 +1,35 @@
+//! What can go wrong with a tenant, in words an operator or a client can act on.
+
+use portico_platform::db::DbError;
+
+/// A tenant operation that could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    /// The slug is not a lowercase DNS label, or is reserved.
+    #[error("invalid slug: {0}")]
+    InvalidSlug(&'static str),
+    /// The display name is empty or too long.
+    #[error("invalid display name: {0}")]
+    InvalidName(&'static str),
+    /// A custom domain is not a valid host name.
+    #[error("invalid domain: {0}")]
+    InvalidDomain(&'static str),
+    /// Another tenant already has this slug.
+    #[error("the slug \"{0}\" is already taken")]
+    SlugTaken(String),
+    /// Another tenant already serves this domain.
+    #[error("the domain \"{0}\" is already in use")]
+    DomainTaken(String),
+    /// No tenant has this slug (or the caller may not know it exists).
+    #[error("no such tenant")]
+    NotFound,
+    /// The caller may not do this.
+    #[error("not allowed")]
+    Forbidden,
+    /// The operation is not possible in the tenant's current state.
+    #[error("{0}")]
+    InvalidState(&'static str),
+    /// The database failed; details are in the source, for the server log only.
+    #[error("database error")]
+    Database(#[from] DbError),
+}

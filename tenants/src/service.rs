@@ -1,0 +1,401 @@
+//! The tenant registry: creating clinics and moving them between active and suspended.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "`tenants` and `tenant_domains` are the platform's registry, not tenant-owned; \
+              tenant-owned tables here still go through TenantTx"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use portico_platform::clock::Clock;
+use portico_platform::db::{Db, DbError};
+use portico_platform::entropy::Entropy;
+use portico_platform::ids::TenantId;
+use portico_platform::principal::Principal;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+
+use crate::entity::{tenant_domains, tenant_settings, tenants};
+use crate::{DomainName, TenantError, TenantSlug};
+
+/// Where a tenant is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    /// Serving its portal.
+    Active,
+    /// Portal closed by the operator; data kept; can be resumed.
+    Suspended,
+    /// Gone for good; its portal is not found.
+    Offboarded,
+}
+
+impl TenantStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Offboarded => "offboarded",
+        }
+    }
+
+    fn from_db(value: &str) -> Result<Self, TenantError> {
+        match value {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            "offboarded" => Ok(Self::Offboarded),
+            // The table's CHECK constraint makes this unreachable short of manual edits.
+            _ => Err(TenantError::InvalidState(
+                "unknown tenant status in the database",
+            )),
+        }
+    }
+}
+
+/// A clinic, as the registry knows it. Holds no PHI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// Its id, the `tenant_id` of every row it owns.
+    pub id: TenantId,
+    /// Its short name, the first label of its portal's host.
+    pub slug: TenantSlug,
+    /// The name patients see.
+    pub display_name: String,
+    /// Where it is in its life.
+    pub status: TenantStatus,
+    /// Its verified custom domains.
+    pub domains: Vec<DomainName>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its registry entry last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What it takes to create a tenant.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// Its short name.
+    pub slug: TenantSlug,
+    /// The name patients will see.
+    pub display_name: String,
+    /// Custom domains, verified by the operator who adds them.
+    pub domains: Vec<DomainName>,
+}
+
+/// A clinic's own settings, kept in a tenant-owned table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    /// The language the portal opens in when the browser does not say (BCP 47).
+    pub default_locale: String,
+}
+
+const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+/// Creates, lists, suspends and resumes tenants.
+#[derive(Debug, Clone)]
+pub struct TenantService {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+}
+
+impl TenantService {
+    /// A registry over `db`.
+    pub fn new(db: Db, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
+        Self { db, clock, entropy }
+    }
+
+    /// Creates a tenant with its settings, all or nothing.
+    #[tracing::instrument(skip_all, fields(tenant.slug = %new.slug))]
+    pub async fn create(&self, actor: &Principal, new: NewTenant) -> Result<Tenant, TenantError> {
+        require_operator(actor)?;
+        let display_name = parse_display_name(&new.display_name)?;
+        let id = TenantId::generate(self.clock.as_ref(), self.entropy.as_ref());
+        let now = self.clock.now();
+
+        // One transaction, scoped to the new tenant so its tenant-owned rows pass the
+        // row-level security check; a failure anywhere leaves nothing behind.
+        let tx = self.db.begin(id).await?;
+        if tenants::Entity::find()
+            .filter(tenants::Column::Slug.eq(new.slug.as_str()))
+            .one(tx.conn())
+            .await
+            .map_err(DbError::from)?
+            .is_some()
+        {
+            return Err(TenantError::SlugTaken(new.slug.to_string()));
+        }
+        for domain in &new.domains {
+            if tenant_domains::Entity::find_by_id(domain.as_str())
+                .one(tx.conn())
+                .await
+                .map_err(DbError::from)?
+                .is_some()
+            {
+                return Err(TenantError::DomainTaken(domain.to_string()));
+            }
+        }
+
+        let row = tenants::ActiveModel {
+            id: Set(id.as_uuid()),
+            slug: Set(new.slug.to_string()),
+            display_name: Set(display_name.clone()),
+            status: Set(TenantStatus::Active.as_str().to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        tenants::Entity::insert(row)
+            .exec(tx.conn())
+            .await
+            .map_err(conflict_as_slug(&new.slug))?;
+        for domain in &new.domains {
+            let row = tenant_domains::ActiveModel {
+                domain: Set(domain.to_string()),
+                tenant_id: Set(id.as_uuid()),
+                verified_at: Set(Some(now)),
+                created_at: Set(now),
+            };
+            tenant_domains::Entity::insert(row)
+                .exec(tx.conn())
+                .await
+                .map_err(|err| match DbError::from(err) {
+                    DbError::Conflict(_) => TenantError::DomainTaken(domain.to_string()),
+                    other => other.into(),
+                })?;
+        }
+        tx.insert(tenant_settings::ActiveModel {
+            default_locale: Set("en".to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+        tx.commit().await?;
+        tracing::info!(tenant.id = %id, "tenant created");
+
+        Ok(Tenant {
+            id,
+            slug: new.slug,
+            display_name,
+            status: TenantStatus::Active,
+            domains: new.domains,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Every tenant, by slug.
+    pub async fn list(&self, actor: &Principal) -> Result<Vec<Tenant>, TenantError> {
+        require_operator(actor)?;
+        let conn = self.db.platform();
+        let rows = tenants::Entity::find()
+            .order_by_asc(tenants::Column::Slug)
+            .all(conn)
+            .await
+            .map_err(DbError::from)?;
+        let mut domains: BTreeMap<_, Vec<DomainName>> = BTreeMap::new();
+        for row in tenant_domains::Entity::find()
+            .filter(tenant_domains::Column::VerifiedAt.is_not_null())
+            .order_by_asc(tenant_domains::Column::Domain)
+            .all(conn)
+            .await
+            .map_err(DbError::from)?
+        {
+            domains
+                .entry(row.tenant_id)
+                .or_default()
+                .push(stored_domain(&row.domain)?);
+        }
+
+        rows.into_iter()
+            .map(|row| {
+                let domains = domains.remove(&row.id).unwrap_or_default();
+                to_tenant(row, domains)
+            })
+            .collect()
+    }
+
+    /// Closes a tenant's portal; its data stays. Suspending twice is not an error.
+    pub async fn suspend(
+        &self,
+        actor: &Principal,
+        slug: &TenantSlug,
+    ) -> Result<Tenant, TenantError> {
+        self.set_status(actor, slug, TenantStatus::Suspended).await
+    }
+
+    /// Reopens a suspended tenant's portal. Resuming an active tenant is not an error.
+    pub async fn resume(
+        &self,
+        actor: &Principal,
+        slug: &TenantSlug,
+    ) -> Result<Tenant, TenantError> {
+        self.set_status(actor, slug, TenantStatus::Active).await
+    }
+
+    /// A tenant's own settings, read through its tenant-scoped transaction.
+    pub async fn settings(
+        &self,
+        _actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<TenantSettings, TenantError> {
+        // Settings hold no PHI: anyone who reached this tenant's portal may read them.
+        let tx = self.db.begin(tenant).await?;
+        let row = tx
+            .find::<tenant_settings::Entity>()
+            .one(tx.conn())
+            .await
+            .map_err(DbError::from)?
+            .ok_or(TenantError::NotFound)?;
+        tx.commit().await?;
+
+        Ok(TenantSettings {
+            default_locale: row.default_locale,
+        })
+    }
+
+    /// The tenant with this slug, whatever its status. For resolving requests.
+    pub(crate) async fn by_slug(&self, slug: &str) -> Result<Option<Tenant>, TenantError> {
+        let conn = self.db.platform();
+        let Some(row) = tenants::Entity::find()
+            .filter(tenants::Column::Slug.eq(slug))
+            .one(conn)
+            .await
+            .map_err(DbError::from)?
+        else {
+            return Ok(None);
+        };
+        let domains = self.domains_of(row.id).await?;
+
+        to_tenant(row, domains).map(Some)
+    }
+
+    /// The tenant that has verified this custom domain. For resolving requests.
+    pub(crate) async fn by_domain(
+        &self,
+        domain: &DomainName,
+    ) -> Result<Option<Tenant>, TenantError> {
+        let conn = self.db.platform();
+        let Some(link) = tenant_domains::Entity::find_by_id(domain.as_str())
+            .filter(tenant_domains::Column::VerifiedAt.is_not_null())
+            .one(conn)
+            .await
+            .map_err(DbError::from)?
+        else {
+            return Ok(None);
+        };
+        let Some(row) = tenants::Entity::find_by_id(link.tenant_id)
+            .one(conn)
+            .await
+            .map_err(DbError::from)?
+        else {
+            return Ok(None);
+        };
+        let domains = self.domains_of(row.id).await?;
+
+        to_tenant(row, domains).map(Some)
+    }
+
+    async fn domains_of(&self, tenant: uuid::Uuid) -> Result<Vec<DomainName>, TenantError> {
+        tenant_domains::Entity::find()
+            .filter(tenant_domains::Column::TenantId.eq(tenant))
+            .filter(tenant_domains::Column::VerifiedAt.is_not_null())
+            .order_by_asc(tenant_domains::Column::Domain)
+            .all(self.db.platform())
+            .await
+            .map_err(DbError::from)?
+            .iter()
+            .map(|row| stored_domain(&row.domain))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant.slug = %slug, tenant.status = ?status))]
+    async fn set_status(
+        &self,
+        actor: &Principal,
+        slug: &TenantSlug,
+        status: TenantStatus,
+    ) -> Result<Tenant, TenantError> {
+        require_operator(actor)?;
+        let mut tenant = self
+            .by_slug(slug.as_str())
+            .await?
+            .ok_or(TenantError::NotFound)?;
+        if tenant.status == TenantStatus::Offboarded {
+            return Err(TenantError::InvalidState("the tenant has been offboarded"));
+        }
+        if tenant.status == status {
+            return Ok(tenant);
+        }
+
+        let now = self.clock.now();
+        tenants::Entity::update_many()
+            .col_expr(tenants::Column::Status, status.as_str().into())
+            .col_expr(tenants::Column::UpdatedAt, now.into())
+            .filter(tenants::Column::Id.eq(tenant.id.as_uuid()))
+            .exec(self.db.platform())
+            .await
+            .map_err(DbError::from)?;
+        tracing::info!(tenant.id = %tenant.id, "tenant status changed");
+        tenant.status = status;
+        tenant.updated_at = now;
+
+        Ok(tenant)
+    }
+}
+
+/// Only the vendor's operators and Portico itself manage the registry.
+fn require_operator(actor: &Principal) -> Result<(), TenantError> {
+    match actor {
+        Principal::Operator | Principal::System => Ok(()),
+        Principal::Anonymous { .. } => Err(TenantError::Forbidden),
+    }
+}
+
+fn parse_display_name(name: &str) -> Result<String, TenantError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(TenantError::InvalidName("must not be empty"));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(TenantError::InvalidName("must be at most 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(TenantError::InvalidName(
+            "must not contain control characters",
+        ));
+    }
+
+    Ok(name.to_owned())
+}
+
+fn conflict_as_slug(slug: &TenantSlug) -> impl FnOnce(sea_orm::DbErr) -> TenantError + '_ {
+    move |err| match DbError::from(err) {
+        DbError::Conflict(_) => TenantError::SlugTaken(slug.to_string()),
+        other => other.into(),
+    }
+}
+
+fn stored_domain(value: &str) -> Result<DomainName, TenantError> {
+    value
+        .parse()
+        .map_err(|_| TenantError::InvalidState("invalid domain in the database"))
+}
+
+fn to_tenant(row: tenants::Model, domains: Vec<DomainName>) -> Result<Tenant, TenantError> {
+    Ok(Tenant {
+        id: TenantId::from_uuid(row.id),
+        slug: row
+            .slug
+            .parse()
+            .map_err(|_| TenantError::InvalidState("invalid slug in the database"))?,
+        display_name: row.display_name,
+        status: TenantStatus::from_db(&row.status)?,
+        domains,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
