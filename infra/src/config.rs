@@ -381,7 +381,7 @@ fn env_provider() -> Env {
     Env::prefixed(ENV_PREFIX)
         .split("__")
         .ignore(NOT_KEYS)
-        .filter(|key| !key.as_str().ends_with("_file"))
+        .filter(|key| !key.as_str().to_ascii_lowercase().ends_with("_file"))
 }
 
 /// Reads secrets named by `PORTICO_…_FILE` variables.
@@ -428,10 +428,10 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
 fn from_figment(err: figment::Error) -> ConfigError {
     use figment::error::Kind;
 
-    let mut path = err.path.clone();
+    // figment's path already ends with the offending field.
+    let path = err.path.clone();
     let message = match &err.kind {
-        Kind::UnknownField(field, _) => {
-            path.push(field.clone());
+        Kind::UnknownField(..) => {
             "is not a configuration key (see docs/CONFIGURATION.md)".to_owned()
         }
         Kind::UnknownVariant(value, expected) => {
@@ -463,7 +463,10 @@ fn from_figment(err: figment::Error) -> ConfigError {
 }
 
 #[cfg(test)]
-#[allow(clippy::result_large_err, reason = "figment::Jail's closures return figment::Error")]
+#[allow(
+    clippy::result_large_err,
+    reason = "figment::Jail's closures return figment::Error"
+)]
 mod tests {
     use figment::Jail;
 

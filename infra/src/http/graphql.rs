@@ -32,7 +32,7 @@ pub(crate) async fn graphql(
         Err(err) => return err.into_response(),
     };
 
-    let Ok(batch) = serde_json::from_slice::<BatchRequest>(&body) else {
+    let Some(batch) = parse_batch(&body) else {
         return refused(
             ErrorCode::BadRequest,
             "The request body is not a GraphQL request.",
@@ -77,6 +77,22 @@ pub(crate) async fn graphiql(
                connect-src 'self'; frame-ancestors 'none'";
 
     ([(header::CONTENT_SECURITY_POLICY, csp)], Html(page)).into_response()
+}
+
+/// A GraphQL-over-HTTP body: one request object, or a non-empty array of them.
+fn parse_batch(body: &[u8]) -> Option<BatchRequest> {
+    // serde would also read a request from a JSON array of its fields; only objects count.
+    let shape_ok = match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Object(_) => true,
+        serde_json::Value::Array(items) => {
+            !items.is_empty() && items.iter().all(serde_json::Value::is_object)
+        }
+        _ => false,
+    };
+
+    shape_ok
+        .then(|| serde_json::from_slice::<BatchRequest>(body).ok())
+        .flatten()
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -6,53 +6,42 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use portico_platform::clock::Clock;
-use portico_platform::entropy::Entropy;
 use portico_platform::ids::RequestId;
-use tower_http::request_id::MakeRequestId;
 use tracing::Span;
 
 use super::EdgeSettings;
 
-/// Makes request ids from the injected clock and entropy.
-#[derive(Debug, Clone)]
-pub(crate) struct MakeId {
-    clock: Arc<dyn Clock>,
-    entropy: Arc<dyn Entropy>,
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Gives every request a fresh id, from the injected clock and entropy, and returns it in
+/// the response's `X-Request-Id`.
+///
+/// A client's own `X-Request-Id` is replaced, never trusted: it would let anyone write
+/// text of their choosing into our logs.
+pub(crate) async fn assign_request_id(
+    State(settings): State<Arc<EdgeSettings>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let id = RequestId::generate(settings.clock.as_ref(), settings.entropy.as_ref());
+    let value = HeaderValue::from_str(&id.to_string()).unwrap_or(HeaderValue::from_static("-"));
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+
+    response
 }
 
-impl MakeId {
-    pub(crate) fn new(settings: &EdgeSettings) -> Self {
-        Self {
-            clock: settings.clock.clone(),
-            entropy: settings.entropy.clone(),
-        }
-    }
-}
-
-impl MakeRequestId for MakeId {
-    fn make_request_id<B>(
-        &mut self,
-        _request: &axum::http::Request<B>,
-    ) -> Option<tower_http::request_id::RequestId> {
-        // A client's own X-Request-Id is replaced, never trusted: it would let anyone write
-        // arbitrary text into our logs.
-        let id = RequestId::generate(self.clock.as_ref(), self.entropy.as_ref());
-        HeaderValue::from_str(&id.to_string())
-            .ok()
-            .map(tower_http::request_id::RequestId::new)
-    }
-}
-
-/// The request's id, as set by [`MakeId`].
+/// The request's id, as set by [`assign_request_id`].
 pub(crate) fn request_id<B>(request: &axum::http::Request<B>) -> Option<RequestId> {
     request
         .headers()
-        .get("x-request-id")?
+        .get(REQUEST_ID)?
         .to_str()
         .ok()?
         .parse()

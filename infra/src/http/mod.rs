@@ -23,7 +23,6 @@ use portico_tenants::TenantResolver;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -89,9 +88,10 @@ pub fn app(state: AppState) -> Router {
 
     routed.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(layers::MakeId::new(
-                &settings,
-            )))
+            .layer(axum::middleware::from_fn_with_state(
+                settings.clone(),
+                layers::assign_request_id,
+            ))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(layers::span)
@@ -99,7 +99,6 @@ pub fn app(state: AppState) -> Router {
                     .on_response(layers::on_response)
                     .on_failure(()),
             )
-            .layer(PropagateRequestIdLayer::x_request_id())
             .layer(axum::middleware::from_fn(layers::security_headers))
             .layer(TimeoutLayer::with_status_code(
                 http::StatusCode::SERVICE_UNAVAILABLE,

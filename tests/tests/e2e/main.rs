@@ -1,0 +1,16 @@
+//! End-to-end tests: each starts the built `portico` binary and talks to it over HTTP or
+//! runs its commands, as clients and operators do.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+mod config;
+mod graphql;
+mod health;
+mod logging;
+mod shutdown;
+mod tenancy;
