@@ -345,11 +345,10 @@ async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
                     } else {
                         domains.join(",")
                     };
-                    let status = serde_json::to_value(tenant.status)?;
                     println!(
                         "{:<24} {:<10} {:<36} {domains}  {}",
                         tenant.slug,
-                        status.as_str().unwrap_or("?"),
+                        tenant.status.as_str(),
                         tenant.id,
                         tenant.display_name
                     );

@@ -308,7 +308,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let positive: [(&str, u64); 8] = [
+        let positive: [(&str, u64); 7] = [
             ("http.body_limit_bytes", self.http.body_limit_bytes as u64),
             ("http.request_timeout_secs", self.http.request_timeout_secs),
             (
@@ -322,10 +322,6 @@ impl Config {
             ("graphql.max_depth", self.graphql.max_depth as u64),
             ("graphql.max_complexity", self.graphql.max_complexity as u64),
             ("graphql.max_batch", self.graphql.max_batch as u64),
-            (
-                "http.shutdown_grace_secs",
-                self.http.shutdown_grace_secs.max(1),
-            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::new(key, "must be greater than zero"));

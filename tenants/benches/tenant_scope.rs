@@ -7,7 +7,11 @@
 //! `TEST_POSTGRES_URL` (a superuser URL) is set. Prints median time per read and the ratio
 //! to the raw baseline.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, reason = "a benchmark's report is its output")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    reason = "a benchmark's report is its output"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +24,9 @@ use portico_platform::ids::TenantId;
 use portico_platform::principal::Principal;
 use portico_tenants::{NewTenant, TenantService};
 use portico_tests::PostgresTestDb;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
 
 const TENANTS: usize = 50;
 const ROUNDS: usize = 7;
@@ -28,10 +34,15 @@ const READS_PER_ROUND: usize = 500;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    println!("tenant-scoped read vs raw read, median of {ROUNDS} rounds of {READS_PER_ROUND} reads\n");
+    println!(
+        "tenant-scoped read vs raw read, median of {ROUNDS} rounds of {READS_PER_ROUND} reads\n"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
     let sqlite = Database::connect(url.as_str()).await.unwrap();
     Migrator::up(&sqlite, None).await.unwrap();
     run("SQLite", sqlite.clone(), sqlite).await;
@@ -49,7 +60,11 @@ async fn main() {
 
 /// Measures on one database: `raw` reads as the owner, `server` as the server's role.
 async fn run(name: &str, raw: DatabaseConnection, server: DatabaseConnection) {
-    let service = TenantService::new(Db::new(server), Arc::new(SystemClock), Arc::new(SystemEntropy));
+    let service = TenantService::new(
+        Db::new(server),
+        Arc::new(SystemClock),
+        Arc::new(SystemEntropy),
+    );
     let mut tenants = Vec::new();
     for i in 0..TENANTS {
         let new = NewTenant {
@@ -64,13 +79,18 @@ async fn run(name: &str, raw: DatabaseConnection, server: DatabaseConnection) {
         DbBackend::Postgres => "SELECT default_locale FROM tenant_settings WHERE tenant_id = $1",
         _ => "SELECT default_locale FROM tenant_settings WHERE tenant_id = ?",
     };
-    let statement = |tenant: TenantId| Statement::from_sql_and_values(backend, select, [tenant.as_uuid().into()]);
+    let statement = |tenant: TenantId| {
+        Statement::from_sql_and_values(backend, select, [tenant.as_uuid().into()])
+    };
 
     let (mut bare, mut in_tx, mut scoped) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..=ROUNDS {
         let started = Instant::now();
         for i in 0..READS_PER_ROUND {
-            let row = raw.query_one_raw(statement(tenants[i % TENANTS])).await.unwrap();
+            let row = raw
+                .query_one_raw(statement(tenants[i % TENANTS]))
+                .await
+                .unwrap();
             assert!(row.is_some());
         }
         let bare_round = started.elapsed();
@@ -78,14 +98,22 @@ async fn run(name: &str, raw: DatabaseConnection, server: DatabaseConnection) {
         let started = Instant::now();
         for i in 0..READS_PER_ROUND {
             let tx = raw.begin().await.unwrap();
-            assert!(tx.query_one_raw(statement(tenants[i % TENANTS])).await.unwrap().is_some());
+            assert!(
+                tx.query_one_raw(statement(tenants[i % TENANTS]))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
             tx.commit().await.unwrap();
         }
         let tx_round = started.elapsed();
 
         let started = Instant::now();
         for i in 0..READS_PER_ROUND {
-            let settings = service.settings(&Principal::System, tenants[i % TENANTS]).await.unwrap();
+            let settings = service
+                .settings(&Principal::System, tenants[i % TENANTS])
+                .await
+                .unwrap();
             assert_eq!(settings.default_locale, "en");
         }
         let scoped_round = started.elapsed();
@@ -102,10 +130,20 @@ async fn run(name: &str, raw: DatabaseConnection, server: DatabaseConnection) {
         samples.sort();
         samples[samples.len() / 2].as_secs_f64() * 1e6 / READS_PER_ROUND as f64
     };
-    let (bare, in_tx, scoped) = (per_read(&mut bare), per_read(&mut in_tx), per_read(&mut scoped));
+    let (bare, in_tx, scoped) = (
+        per_read(&mut bare),
+        per_read(&mut in_tx),
+        per_read(&mut scoped),
+    );
     println!("{name}");
     println!("  raw select (baseline)                 {bare:8.1} µs/read   1.00×");
-    println!("  raw select in a transaction           {in_tx:8.1} µs/read   {:.2}×", in_tx / bare);
-    println!("  TenantService::settings (TenantTx)    {scoped:8.1} µs/read   {:.2}×", scoped / bare);
+    println!(
+        "  raw select in a transaction           {in_tx:8.1} µs/read   {:.2}×",
+        in_tx / bare
+    );
+    println!(
+        "  TenantService::settings (TenantTx)    {scoped:8.1} µs/read   {:.2}×",
+        scoped / bare
+    );
     println!();
 }

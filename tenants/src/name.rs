@@ -48,6 +48,12 @@ const RESERVED_SLUGS: &[&str] = &[
 pub struct TenantSlug(String);
 
 impl TenantSlug {
+    /// A slug read back from the registry. It was valid when stored; re-checking it here
+    /// would lock out a tenant whose slug a later rule (a newly reserved name) refuses.
+    pub(crate) fn from_stored(slug: String) -> Self {
+        Self(slug)
+    }
+
     /// The slug as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -78,7 +84,7 @@ impl FromStr for TenantSlug {
 
 impl fmt::Display for TenantSlug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -137,7 +143,7 @@ impl From<DomainName> for String {
 
 impl fmt::Display for DomainName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -1,11 +1,12 @@
 //! Finding the tenant a request is for, from its host or its `/t/<slug>/` path.
 //!
 //! Answers (including "no such tenant") are cached for `ttl`, so a flood of requests costs
-//! one registry read per host per `ttl`. Changes made in this process call
-//! [`TenantResolver::invalidate`]; changes made elsewhere (the CLI, another node) are seen
+//! one registry read per host per `ttl`. A change made through the same [`TenantService`]
+//! empties the cache at once; a change made elsewhere (the CLI, another node) is seen
 //! within `ttl`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
@@ -42,6 +43,8 @@ pub struct TenantResolver {
     ttl: Duration,
     clock: Arc<dyn Clock>,
     cache: Arc<Mutex<HashMap<Key, Cached>>>,
+    /// The service's generation the cache was filled at.
+    generation: Arc<AtomicU64>,
 }
 
 /// When an answer was looked up, and what it was.
@@ -61,6 +64,7 @@ impl TenantResolver {
             ttl,
             clock,
             cache: Arc::default(),
+            generation: Arc::default(),
         }
     }
 
@@ -87,7 +91,7 @@ impl TenantResolver {
         self.resolve(Key::Slug(slug.to_owned())).await
     }
 
-    /// Forgets every cached answer; call after changing any tenant.
+    /// Forgets every cached answer.
     pub fn invalidate(&self) {
         self.cache
             .lock()
@@ -96,6 +100,10 @@ impl TenantResolver {
     }
 
     async fn resolve(&self, key: Key) -> Result<Resolution, TenantError> {
+        let current = self.service.generation();
+        if self.generation.swap(current, Ordering::AcqRel) != current {
+            self.invalidate();
+        }
         let now = self.clock.now();
         let cached = self
             .cache

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use portico_platform::clock::Clock;
@@ -34,7 +35,8 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
-    fn as_str(self) -> &'static str {
+    /// The status as stored and shown: `active`, `suspended` or `offboarded`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
             Self::Suspended => "suspended",
@@ -100,12 +102,20 @@ pub struct TenantService {
     db: Db,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    /// Bumped on every change this process makes, so resolvers built on this service
+    /// drop their cached answers at once.
+    generation: Arc<AtomicU64>,
 }
 
 impl TenantService {
     /// A registry over `db`.
     pub fn new(db: Db, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
-        Self { db, clock, entropy }
+        Self {
+            db,
+            clock,
+            entropy,
+            generation: Arc::default(),
+        }
     }
 
     /// Creates a tenant with its settings, all or nothing.
@@ -174,6 +184,7 @@ impl TenantService {
         })
         .await?;
         tx.commit().await?;
+        self.changed();
         tracing::info!(tenant.id = %id, "tenant created");
 
         Ok(Tenant {
@@ -255,6 +266,15 @@ impl TenantService {
         Ok(TenantSettings {
             default_locale: row.default_locale,
         })
+    }
+
+    /// How many changes this process has made to the registry.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The tenant with this slug, whatever its status. For resolving requests.
@@ -339,6 +359,7 @@ impl TenantService {
             .exec(self.db.platform())
             .await
             .map_err(DbError::from)?;
+        self.changed();
         tracing::info!(tenant.id = %tenant.id, "tenant status changed");
         tenant.status = status;
         tenant.updated_at = now;
@@ -388,10 +409,7 @@ fn stored_domain(value: &str) -> Result<DomainName, TenantError> {
 fn to_tenant(row: tenants::Model, domains: Vec<DomainName>) -> Result<Tenant, TenantError> {
     Ok(Tenant {
         id: TenantId::from_uuid(row.id),
-        slug: row
-            .slug
-            .parse()
-            .map_err(|_| TenantError::InvalidState("invalid slug in the database"))?,
+        slug: TenantSlug::from_stored(row.slug),
         display_name: row.display_name,
         status: TenantStatus::from_db(&row.status)?,
         domains,

@@ -13,9 +13,11 @@
 )]
 
 pub mod app;
+pub mod database;
 pub mod postgres;
 
 pub use app::{TestApp, TestAppBuilder};
+pub use database::TestDatabase;
 pub use postgres::PostgresTestDb;
 
 /// Whether this run is the PostgreSQL pass.

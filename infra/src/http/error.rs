@@ -95,6 +95,11 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
+/// The answer for a method a route does not serve.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 /// The answer when a handler panics: logged without the payload (which may hold anything),
 /// answered with a generic 500.
 pub(crate) fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {

@@ -63,9 +63,9 @@ pub struct EdgeSettings {
     pub development: bool,
     /// Most operations in one batched GraphQL request.
     pub max_batch: usize,
-    /// Where request ids come from.
+    /// The clock request ids are made from.
     pub clock: Arc<dyn Clock>,
-    /// Where request ids come from.
+    /// The entropy request ids are made from.
     pub entropy: Arc<dyn Entropy>,
 }
 
@@ -75,7 +75,12 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/graphql", get(graphql::graphiql).post(graphql::graphql))
+        .route(
+            "/graphql",
+            get(graphql::graphiql)
+                .post(graphql::graphql)
+                .fallback(error::method_not_allowed),
+        )
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn(layers::record_route))
         .with_state(state.clone());

@@ -208,3 +208,18 @@ async fn an_unknown_field_gets_no_suggestion() {
     assert_eq!(first_code(&body), "VALIDATION_FAILED");
     assert!(!body.to_string().contains("Did you mean"), "{body}");
 }
+
+#[tokio::test]
+async fn another_method_is_refused_with_a_code() {
+    let app = app().await;
+
+    let response = app
+        .request(Method::PUT, HOST, "/graphql")
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

@@ -4,13 +4,6 @@
 //! These need PostgreSQL and run in the PostgreSQL pass of `./tests/run`
 //! (`--include-ignored`, with `TEST_POSTGRES_URL` set).
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test helpers fail loudly"
-)]
-
 use std::sync::Arc;
 
 use portico_migrations::{Migrator, MigratorTrait};
