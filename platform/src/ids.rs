@@ -82,6 +82,11 @@ id_type!(
     RequestId
 );
 
+id_type!(
+    /// A data key: named in the header of every value sealed with it.
+    DataKeyId
+);
+
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;

@@ -4,6 +4,7 @@
 //! and [`entropy::Entropy`]; tenant data is reached only through [`db::TenantTx`].
 
 pub mod clock;
+pub mod crypto;
 pub mod db;
 pub mod entropy;
 pub mod ids;

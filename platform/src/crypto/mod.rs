@@ -1,0 +1,11 @@
+//! Per-tenant envelope encryption of PHI (ARCHITECTURE.md rule 3).
+//!
+//! - [`keys`]: the `KeyService` port — each tenant's own key in a key management service,
+//!   which generates and unwraps data keys under an encryption context naming the tenant.
+//! - [`seal`]: AES-256-GCM sealing of one value under a data key, bound by its associated
+//!   data to the tenant, table, column and row it belongs to.
+//! - [`phi`]: types that keep PHI out of logs and errors.
+
+pub mod keys;
+pub mod phi;
+pub mod seal;
