@@ -66,7 +66,9 @@ pub(crate) fn from_tenant(err: TenantError) -> Error {
         | TenantError::SlugTaken(_)
         | TenantError::DomainTaken(_)
         | TenantError::InvalidState(_) => ErrorCode::ValidationFailed.error(err.to_string()),
-        TenantError::Database(_) => internal(&err),
+        TenantError::Database(_) | TenantError::KeyService(_) | TenantError::Vault(_) => {
+            internal(&err)
+        }
     }
 }
 

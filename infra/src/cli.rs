@@ -13,8 +13,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use portico_graphql::Limits;
-use portico_platform::clock::{Clock, SystemClock};
-use portico_platform::entropy::{Entropy, SystemEntropy};
 use portico_platform::principal::Principal;
 use portico_tenants::{
     DomainName, NewTenant, TenantError, TenantResolver, TenantService, TenantSlug,
@@ -22,6 +20,7 @@ use portico_tenants::{
 
 use crate::config::{Config, DatabaseProvider, Mode, Sources};
 use crate::http::{self, AppState, EdgeSettings};
+use crate::services::Services;
 use crate::{database, logging};
 
 /// Portico: HIPAA-compliant patient portals for many clinics, in one binary.
@@ -219,16 +218,13 @@ enum Banner {
 }
 
 async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
-    let db = database::open_for_serving(&config).await?;
-    if !database::migrations_current(&db)
-        .await
-        .context("cannot read the migration ledger")?
-    {
-        bail!("the database has pending migrations; run `portico migrate` first");
-    }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let entropy: Arc<dyn Entropy> = Arc::new(SystemEntropy);
-    let tenants = TenantService::new(db.clone(), clock.clone(), entropy.clone());
+    let Services {
+        db,
+        tenants,
+        clock,
+        entropy,
+        ..
+    } = services(&config).await?;
     let ttl = chrono::Duration::seconds(i64::try_from(config.tenancy.cache_ttl_secs).unwrap_or(5));
     let resolver = TenantResolver::new(
         tenants.clone(),
@@ -289,21 +285,22 @@ fn print_demo_banner(address: SocketAddr, base: &DomainName) {
     );
 }
 
-/// The registry, for commands that manage tenants.
-async fn tenant_service(config: &Config) -> anyhow::Result<TenantService> {
+/// The services on the serving connection, once the schema is known to be current.
+async fn services(config: &Config) -> anyhow::Result<Services> {
     let db = database::open_for_serving(config).await?;
     if !database::migrations_current(&db)
         .await
         .context("cannot read the migration ledger")?
     {
-        bail!("the database is not migrated; run `portico migrate` first");
+        bail!("the database has pending migrations; run `portico migrate` first");
     }
 
-    Ok(TenantService::new(
-        db,
-        Arc::new(SystemClock),
-        Arc::new(SystemEntropy),
-    ))
+    Services::build(config, db)
+}
+
+/// The registry, for commands that manage tenants.
+async fn tenant_service(config: &Config) -> anyhow::Result<TenantService> {
+    Ok(services(config).await?.tenants)
 }
 
 async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {

@@ -43,6 +43,8 @@ pub struct Config {
     pub tenancy: TenancyConfig,
     /// Limits on GraphQL requests.
     pub graphql: GraphqlConfig,
+    /// Each tenant's own key, and the data keys that seal its PHI.
+    pub keys: KeysConfig,
     /// Log output.
     pub logging: LoggingConfig,
 }
@@ -175,6 +177,52 @@ impl Default for GraphqlConfig {
     }
 }
 
+/// Which key service holds each tenant's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyProvider {
+    /// Embedded: tenant keys in the database, sealed under a root key file.
+    #[default]
+    Local,
+}
+
+/// Each tenant's own key, and the data keys that seal its PHI.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// `local` (the embedded default).
+    pub provider: KeyProvider,
+    /// The embedded key service.
+    pub local: LocalKeysConfig,
+    /// Longest an unwrapped data key stays in memory, in seconds.
+    pub cache_max_age_secs: u64,
+    /// Most values sealed with one data key before a new one is made.
+    pub cache_max_seals: u64,
+    /// Most unwrapped data keys held in memory.
+    pub cache_max_entries: usize,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            provider: KeyProvider::Local,
+            local: LocalKeysConfig::default(),
+            cache_max_age_secs: 300,
+            cache_max_seals: 1 << 24,
+            cache_max_entries: 10_000,
+        }
+    }
+}
+
+/// The embedded key service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalKeysConfig {
+    /// The root key file [default: `<data_dir>/root.key`]. Created with mode 0600 if
+    /// missing; refused if group or others can read it.
+    pub root_key_file: Option<PathBuf>,
+}
+
 /// Log output. The level comes from `PORTICO_LOG` (e.g. `info`, `portico=debug`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -212,6 +260,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             tenancy: TenancyConfig::default(),
             graphql: GraphqlConfig::default(),
+            keys: KeysConfig::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -302,6 +351,26 @@ impl Config {
         self.tenancy.path_fallback || self.mode == Mode::Development
     }
 
+    /// The local key service's root key file.
+    pub fn root_key_file(&self) -> PathBuf {
+        self.keys
+            .local
+            .root_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("root.key"))
+    }
+
+    /// The data-key cache's bounds.
+    pub fn key_cache_limits(&self) -> portico_platform::crypto::cache::CacheLimits {
+        portico_platform::crypto::cache::CacheLimits {
+            max_age: chrono::Duration::seconds(
+                i64::try_from(self.keys.cache_max_age_secs).unwrap_or(300),
+            ),
+            max_seals: self.keys.cache_max_seals,
+            max_entries: self.keys.cache_max_entries,
+        }
+    }
+
     /// The embedded database's file.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("portico.db")
@@ -325,6 +394,26 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::new(key, "must be greater than zero"));
+        }
+        if !(1..=3600).contains(&self.keys.cache_max_age_secs) {
+            return Err(ConfigError::new(
+                "keys.cache_max_age_secs",
+                "must be 1 to 3600",
+            ));
+        }
+        // AES-GCM with random nonces stays safe for about 2^32 messages per key; keep two
+        // orders of magnitude below.
+        if !(1..=(1u64 << 26)).contains(&self.keys.cache_max_seals) {
+            return Err(ConfigError::new(
+                "keys.cache_max_seals",
+                "must be 1 to 67108864 (2^26)",
+            ));
+        }
+        if self.keys.cache_max_entries == 0 {
+            return Err(ConfigError::new(
+                "keys.cache_max_entries",
+                "must be greater than zero",
+            ));
         }
         if self.tenancy.cache_ttl_secs > 3600 {
             return Err(ConfigError::new(

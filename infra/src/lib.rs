@@ -5,4 +5,6 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod keys;
 pub mod logging;
+pub mod services;

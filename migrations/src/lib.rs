@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 mod m20261203_000001_tenants;
+mod m20261203_000002_keys;
 
 /// The role the server's login role must be a member of on PostgreSQL. It owns nothing, is
 /// not a superuser and cannot bypass row-level security.
@@ -20,7 +21,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261203_000001_tenants::Migration)]
+        vec![
+            Box::new(m20261203_000001_tenants::Migration),
+            Box::new(m20261203_000002_keys::Migration),
+        ]
     }
 }
 

@@ -1,5 +1,7 @@
 //! What can go wrong with a tenant, in words an operator or a client can act on.
 
+use portico_platform::crypto::keys::KeyError;
+use portico_platform::crypto::vault::VaultError;
 use portico_platform::db::DbError;
 
 /// A tenant operation that could not be carried out.
@@ -29,6 +31,12 @@ pub enum TenantError {
     /// The operation is not possible in the tenant's current state.
     #[error("{0}")]
     InvalidState(&'static str),
+    /// The tenant's key could not be made.
+    #[error("the key service could not create the tenant's key")]
+    KeyService(#[source] KeyError),
+    /// The tenant's key could not be recorded or used.
+    #[error("the tenant's key could not be used")]
+    Vault(#[from] VaultError),
     /// The database failed; details are in the source, for the server log only.
     #[error("database error")]
     Database(#[from] DbError),

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use portico_platform::clock::Clock;
+use portico_platform::crypto::keys::KeyRef;
+use portico_platform::crypto::vault::Vault;
 use portico_platform::db::{Db, DbError};
 use portico_platform::entropy::Entropy;
 use portico_platform::ids::TenantId;
@@ -100,6 +102,7 @@ const MAX_DISPLAY_NAME_CHARS: usize = 200;
 #[derive(Debug, Clone)]
 pub struct TenantService {
     db: Db,
+    vault: Vault,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     /// Bumped on every change this process makes, so resolvers built on this service
@@ -108,10 +111,11 @@ pub struct TenantService {
 }
 
 impl TenantService {
-    /// A registry over `db`.
-    pub fn new(db: Db, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
+    /// A registry over `db`, provisioning each tenant's key through `vault`.
+    pub fn new(db: Db, vault: Vault, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
         Self {
             db,
+            vault,
             clock,
             entropy,
             generation: Arc::default(),
@@ -123,36 +127,78 @@ impl TenantService {
     pub async fn create(&self, actor: &Principal, new: NewTenant) -> Result<Tenant, TenantError> {
         require_operator(actor)?;
         let display_name = parse_display_name(&new.display_name)?;
+        self.check_available(&new).await?;
         let id = TenantId::generate(self.clock.as_ref(), self.entropy.as_ref());
         let now = self.clock.now();
 
-        // One transaction, scoped to the new tenant so its tenant-owned rows pass the
-        // row-level security check; a failure anywhere leaves nothing behind.
-        let tx = self.db.begin(id).await?;
-        if tenants::Entity::find()
-            .filter(tenants::Column::Slug.eq(new.slug.as_str()))
-            .one(tx.conn())
+        // The key first: it lives outside the database, so it cannot join the transaction.
+        // If the transaction then fails, the orphaned key is scheduled for deletion.
+        let key = self
+            .vault
+            .key_service()
+            .create_tenant_key(id, new.slug.as_str())
             .await
-            .map_err(DbError::from)?
-            .is_some()
-        {
+            .map_err(TenantError::KeyService)?;
+        if let Err(err) = self.insert(id, &new, &display_name, &key, now).await {
+            if let Err(cleanup) = self.vault.key_service().schedule_deletion(&key, 7).await {
+                tracing::warn!(tenant.id = %id, error = %cleanup, "could not schedule an orphaned tenant key for deletion");
+            }
+            return Err(err);
+        }
+        self.changed();
+        tracing::info!(tenant.id = %id, "tenant created");
+
+        Ok(Tenant {
+            id,
+            slug: new.slug,
+            display_name,
+            status: TenantStatus::Active,
+            domains: new.domains,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Refuses a slug or domain another tenant has, before anything is provisioned.
+    async fn check_available(&self, new: &NewTenant) -> Result<(), TenantError> {
+        let conn = self.db.platform();
+        let taken = tenants::Entity::find()
+            .filter(tenants::Column::Slug.eq(new.slug.as_str()))
+            .one(conn)
+            .await
+            .map_err(DbError::from)?;
+        if taken.is_some() {
             return Err(TenantError::SlugTaken(new.slug.to_string()));
         }
         for domain in &new.domains {
-            if tenant_domains::Entity::find_by_id(domain.as_str())
-                .one(tx.conn())
+            let taken = tenant_domains::Entity::find_by_id(domain.as_str())
+                .one(conn)
                 .await
-                .map_err(DbError::from)?
-                .is_some()
-            {
+                .map_err(DbError::from)?;
+            if taken.is_some() {
                 return Err(TenantError::DomainTaken(domain.to_string()));
             }
         }
 
+        Ok(())
+    }
+
+    /// Writes the tenant, its domains, settings and key reference: all or nothing.
+    async fn insert(
+        &self,
+        id: TenantId,
+        new: &NewTenant,
+        display_name: &str,
+        key: &KeyRef,
+        now: DateTime<Utc>,
+    ) -> Result<(), TenantError> {
+        // Scoped to the new tenant so its tenant-owned rows pass the row-level security
+        // check. The unique constraints catch a tenant created concurrently.
+        let tx = self.db.begin(id).await?;
         let row = tenants::ActiveModel {
             id: Set(id.as_uuid()),
             slug: Set(new.slug.to_string()),
-            display_name: Set(display_name.clone()),
+            display_name: Set(display_name.to_owned()),
             status: Set(TenantStatus::Active.as_str().to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
@@ -183,19 +229,10 @@ impl TenantService {
             ..Default::default()
         })
         .await?;
+        self.vault.register_tenant_key(&tx, key).await?;
         tx.commit().await?;
-        self.changed();
-        tracing::info!(tenant.id = %id, "tenant created");
 
-        Ok(Tenant {
-            id,
-            slug: new.slug,
-            display_name,
-            status: TenantStatus::Active,
-            domains: new.domains,
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(())
     }
 
     /// Every tenant, by slug.

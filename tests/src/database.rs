@@ -1,7 +1,7 @@
 //! A migrated database of its own for one library-level test: an SQLite file, or a
 //! PostgreSQL database in the PostgreSQL pass.
 
-use sea_orm::{Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 
 use portico_migrations::{Migrator, MigratorTrait};
 
@@ -26,6 +26,13 @@ impl TestDatabase {
             Self::Sqlite(tempfile::tempdir().unwrap())
         };
         let owner = Database::connect(database.owner_url()).await.unwrap();
+        if let Self::Sqlite(_) = database {
+            // As the server configures it: readers do not block the vault's own writes.
+            owner
+                .execute_unprepared("PRAGMA journal_mode = WAL")
+                .await
+                .unwrap();
+        }
         Migrator::up(&owner, None).await.unwrap();
         owner.close().await.unwrap();
 
@@ -38,7 +45,11 @@ impl TestDatabase {
             Self::Sqlite(_) => self.owner_url(),
             Self::Postgres(db) => db.server_url(),
         };
-        Database::connect(url.as_str()).await.unwrap()
+        // Like the server's pool: more than one connection, since the vault opens its own
+        // transaction (and the local key service reads) while a caller's is open.
+        let mut options = ConnectOptions::new(url);
+        options.max_connections(8).sqlx_logging(false);
+        Database::connect(options).await.unwrap()
     }
 
     fn owner_url(&self) -> String {

@@ -4,19 +4,15 @@
 //! These need PostgreSQL and run in the PostgreSQL pass of `./tests/run`
 //! (`--include-ignored`, with `TEST_POSTGRES_URL` set).
 
-use std::sync::Arc;
-
-use portico_migrations::{Migrator, MigratorTrait};
-use portico_platform::clock::SystemClock;
 use portico_platform::db::Db;
-use portico_platform::entropy::SystemEntropy;
-use portico_platform::principal::Principal;
-use portico_tenants::{NewTenant, Tenant, TenantService};
-use portico_tests::PostgresTestDb;
+use portico_tenants::Tenant;
+use portico_tests::TestDatabase;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 
+use crate::fixture::Platform;
+
 struct Fixture {
-    database: PostgresTestDb,
+    platform: Platform,
     /// Connected as the server's role: owns nothing, bound by row-level security.
     app: Db,
     sunrise: Tenant,
@@ -24,32 +20,27 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let database = PostgresTestDb::create().await;
-    let owner = Database::connect(database.owner_url()).await.unwrap();
-    Migrator::up(&owner, None).await.unwrap();
-    owner.close().await.unwrap();
-
-    let app = Db::new(Database::connect(database.server_url()).await.unwrap());
-    let service = TenantService::new(app.clone(), Arc::new(SystemClock), Arc::new(SystemEntropy));
-    let create = |slug: &str, name: &str| NewTenant {
-        slug: slug.parse().unwrap(),
-        display_name: name.to_owned(),
-        domains: vec![],
-    };
-    let sunrise = service
-        .create(&Principal::Operator, create("sunrise", "Sunrise"))
-        .await
-        .unwrap();
-    let harbor = service
-        .create(&Principal::Operator, create("harbor", "Harbor"))
-        .await
-        .unwrap();
+    assert!(
+        portico_tests::postgres_requested(),
+        "run with TEST_DATABASE=postgres (./tests/run does)"
+    );
+    let platform = Platform::new(Default::default()).await;
+    let sunrise = platform.tenant("sunrise").await;
+    let harbor = platform.tenant("harbor").await;
+    let app = platform.db.clone();
 
     Fixture {
-        database,
+        platform,
         app,
         sunrise,
         harbor,
+    }
+}
+
+fn owner_url(platform: &Platform) -> String {
+    match &platform.database {
+        TestDatabase::Postgres(db) => db.owner_url(),
+        TestDatabase::Sqlite(_) => unreachable!("PostgreSQL only"),
     }
 }
 
@@ -125,7 +116,7 @@ async fn a_row_cannot_be_changed_or_written_for_another_tenant() {
 #[ignore = "needs PostgreSQL: run by ./tests/run in its PostgreSQL pass"]
 async fn every_table_with_a_tenant_column_is_under_forced_row_level_security() {
     let f = fixture().await;
-    let owner = Database::connect(f.database.owner_url()).await.unwrap();
+    let owner = Database::connect(owner_url(&f.platform)).await.unwrap();
 
     // `tenant_domains` is registry: hosts are resolved before any tenant scope exists.
     let rows = owner

@@ -3,7 +3,7 @@
 //! row-level security on PostgreSQL), against the same row read with a raw statement on
 //! the same database in the same run.
 //!
-//! `cargo bench -p portico-tenants`. Runs on SQLite always, and on PostgreSQL when
+//! `cargo bench -p portico-infra --bench tenant_scope`. Runs on SQLite always, and on PostgreSQL when
 //! `TEST_POSTGRES_URL` (a superuser URL) is set. Prints median time per read and the ratio
 //! to the raw baseline.
 
@@ -16,8 +16,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use portico_infra::keys::local::{LocalKeyService, RootKey};
 use portico_migrations::{Migrator, MigratorTrait};
 use portico_platform::clock::SystemClock;
+use portico_platform::crypto::cache::CacheLimits;
+use portico_platform::crypto::vault::Vault;
 use portico_platform::db::Db;
 use portico_platform::entropy::SystemEntropy;
 use portico_platform::ids::TenantId;
@@ -60,11 +63,23 @@ async fn main() {
 
 /// Measures on one database: `raw` reads as the owner, `server` as the server's role.
 async fn run(name: &str, raw: DatabaseConnection, server: DatabaseConnection) {
-    let service = TenantService::new(
-        Db::new(server),
+    let db = Db::new(server);
+    let root_dir = tempfile::tempdir().unwrap();
+    let root = RootKey::load_or_create(&root_dir.path().join("root.key"), &SystemEntropy).unwrap();
+    let keys = Arc::new(LocalKeyService::new(
+        db.clone(),
+        root,
+        Arc::new(SystemClock),
+        Arc::new(SystemEntropy),
+    ));
+    let vault = Vault::new(
+        db.clone(),
+        keys,
+        CacheLimits::default(),
         Arc::new(SystemClock),
         Arc::new(SystemEntropy),
     );
+    let service = TenantService::new(db, vault, Arc::new(SystemClock), Arc::new(SystemEntropy));
     let mut tenants = Vec::new();
     for i in 0..TENANTS {
         let new = NewTenant {

@@ -2,25 +2,21 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration};
-use portico_platform::clock::ManualClock;
-use portico_platform::db::Db;
-use portico_platform::entropy::SeededEntropy;
+use chrono::Duration;
 use portico_platform::principal::Principal;
 use portico_tenants::{DomainName, NewTenant, Resolution, TenantResolver, TenantService};
-use portico_tests::TestDatabase;
+
+use crate::fixture::Platform;
 
 struct Fixture {
-    _database: TestDatabase,
-    clock: ManualClock,
+    platform: Platform,
     service: TenantService,
     resolver: TenantResolver,
 }
 
 async fn fixture() -> Fixture {
-    let database = TestDatabase::migrated().await;
-    let clock = ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
-    let service = service(&database, &clock).await;
+    let platform = Platform::new(Default::default()).await;
+    let service = platform.tenants.clone();
     let new = NewTenant {
         slug: "sunrise".parse().unwrap(),
         display_name: "Sunrise Family Clinic".into(),
@@ -32,21 +28,14 @@ async fn fixture() -> Fixture {
         service.clone(),
         base,
         Duration::seconds(30),
-        Arc::new(clock.clone()),
+        Arc::new(platform.clock.clone()),
     );
 
     Fixture {
-        _database: database,
-        clock,
+        platform,
         service,
         resolver,
     }
-}
-
-/// A registry of its own over the same database, as another process would have.
-async fn service(database: &TestDatabase, clock: &ManualClock) -> TenantService {
-    let db = Db::new(database.connect_as_server().await);
-    TenantService::new(db, Arc::new(clock.clone()), Arc::new(SeededEntropy::new(3)))
 }
 
 fn host(name: &str) -> DomainName {
@@ -125,18 +114,18 @@ async fn a_change_made_elsewhere_is_seen_once_the_cache_entry_expires() {
         Resolution::Active(_)
     ));
 
-    let elsewhere = service(&f._database, &f.clock).await;
+    let elsewhere = f.platform.other_process().await;
     elsewhere
         .suspend(&Principal::Operator, &"sunrise".parse().unwrap())
         .await
         .unwrap();
 
-    f.clock.advance(Duration::seconds(29));
+    f.platform.clock.advance(Duration::seconds(29));
     assert!(matches!(
         f.resolver.resolve_host(&sunrise).await.unwrap(),
         Resolution::Active(_)
     ));
-    f.clock.advance(Duration::seconds(1));
+    f.platform.clock.advance(Duration::seconds(1));
     assert!(matches!(
         f.resolver.resolve_host(&sunrise).await.unwrap(),
         Resolution::Suspended(_)

@@ -1,0 +1,406 @@
+//! Sealing PHI through the vault with the embedded key service: what reaches the database,
+//! what refuses to open, how often the key service is asked, and what an outage does.
+
+use chrono::Duration;
+use portico_platform::crypto::cache::CacheLimits;
+use portico_platform::crypto::keys::{EncryptionContext, KeyError, KeyPurpose, KeyService};
+use portico_platform::crypto::seal::{Place, SealError};
+use portico_platform::crypto::vault::{Vault, VaultError};
+use portico_platform::ids::TenantId;
+use portico_tests::TestDatabase;
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
+
+use crate::fixture::Platform;
+
+fn place(tenant: TenantId, row: &str) -> Place<'_> {
+    Place {
+        tenant,
+        table: "messages",
+        column: "body",
+        row,
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_value_opens_for_its_tenant_and_place() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m1"), b"Your A1c is 6.1%")
+        .await
+        .unwrap();
+    let opened = p
+        .vault
+        .open(&tx, &place(sunrise.id, "m1"), &sealed)
+        .await
+        .unwrap();
+
+    assert_eq!(opened.as_slice(), b"Your A1c is 6.1%");
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_open_it_even_with_the_bytes() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let harbor = p.tenant("harbor").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m1"), b"note")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let theirs = p.db.begin(harbor.id).await.unwrap();
+    let err = p
+        .vault
+        .open(&theirs, &place(harbor.id, "m1"), &sealed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VaultError::Seal(SealError::WrongTenant)),
+        "{err:?}"
+    );
+
+    // Nor by claiming to be the other tenant inside its own transaction.
+    let err = p
+        .vault
+        .open(&theirs, &place(sunrise.id, "m1"), &sealed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VaultError::Seal(SealError::WrongTenant)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_value_naming_an_unknown_data_key_is_refused_as_such() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let mut sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m1"), b"note")
+        .await
+        .unwrap();
+    sealed[1..17].copy_from_slice(&[0xAB; 16]);
+
+    let err = p
+        .vault
+        .open(&tx, &place(sunrise.id, "m1"), &sealed)
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, VaultError::UnknownKey), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_wrapped_data_key_does_not_open_under_another_tenants_context() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let harbor = p.tenant("harbor").await;
+    let key = p
+        .keys
+        .create_tenant_key(sunrise.id, "sunrise-2")
+        .await
+        .unwrap();
+    let generated = p
+        .keys
+        .generate_data_key(&key, &EncryptionContext::new(sunrise.id, KeyPurpose::Phi))
+        .await
+        .unwrap();
+
+    let other_context = EncryptionContext::new(harbor.id, KeyPurpose::Phi);
+    let err = p
+        .keys
+        .decrypt_data_key(&key, &generated.wrapped, &other_context)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::InvalidCiphertext), "{err:?}");
+
+    let mut tampered = generated.wrapped.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    let own_context = EncryptionContext::new(sunrise.id, KeyPurpose::Phi);
+    let err = p
+        .keys
+        .decrypt_data_key(&key, &tampered, &own_context)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KeyError::InvalidCiphertext), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_key_service_is_asked_once_per_data_key_not_once_per_value() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let mut sealed = Vec::new();
+    for i in 0..100 {
+        let tenant = p.tenant(&format!("clinic-{i}")).await;
+        let tx = p.db.begin(tenant.id).await.unwrap();
+        let value = p
+            .vault
+            .seal(&tx, &place(tenant.id, "m1"), b"Potassium 4.1")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        sealed.push((tenant.id, value));
+    }
+    assert_eq!(
+        p.keys.generated.load(std::sync::atomic::Ordering::SeqCst),
+        100
+    );
+
+    // A node that has not seen these keys yet: 10,000 opens across the 100 tenants.
+    let cold = Vault::new(
+        p.db.clone(),
+        p.keys.clone(),
+        CacheLimits::default(),
+        std::sync::Arc::new(p.clock.clone()),
+        std::sync::Arc::new(portico_platform::entropy::SeededEntropy::new(5)),
+    );
+    let before = p.keys.calls();
+    for (tenant, value) in &sealed {
+        let tx = p.db.begin(*tenant).await.unwrap();
+        for _ in 0..100 {
+            let opened = cold.open(&tx, &place(*tenant, "m1"), value).await.unwrap();
+            assert_eq!(opened.as_slice(), b"Potassium 4.1");
+        }
+    }
+    let calls = p.keys.calls() - before;
+
+    assert_eq!(calls, 100, "one unwrap per data key");
+    assert!(
+        calls * 100 <= 10_000,
+        "more than 1% of opens reached the key service"
+    );
+}
+
+#[tokio::test]
+async fn a_sealing_key_is_replaced_after_its_maximum_seals() {
+    let p = Platform::new(CacheLimits {
+        max_seals: 10,
+        ..CacheLimits::default()
+    })
+    .await;
+    let sunrise = p.tenant("sunrise").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+
+    let mut keys = std::collections::BTreeSet::new();
+    for i in 0..25 {
+        let row = format!("m{i}");
+        let sealed = p
+            .vault
+            .seal(&tx, &place(sunrise.id, &row), b"x")
+            .await
+            .unwrap();
+        keys.insert(sealed[1..17].to_vec());
+    }
+
+    assert_eq!(keys.len(), 3, "25 seals at 10 per key need 3 keys");
+}
+
+#[tokio::test]
+async fn during_an_outage_cached_keys_keep_working_then_requests_fail_closed_until_it_ends() {
+    let p = Platform::new(CacheLimits {
+        max_age: Duration::minutes(5),
+        ..CacheLimits::default()
+    })
+    .await;
+    let sunrise = p.tenant("sunrise").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m1"), b"note")
+        .await
+        .unwrap();
+
+    p.keys.set_down(true);
+    assert!(
+        p.vault
+            .open(&tx, &place(sunrise.id, "m1"), &sealed)
+            .await
+            .is_ok(),
+        "a cached key stopped working"
+    );
+
+    p.clock.advance(Duration::minutes(5));
+    let err = p
+        .vault
+        .open(&tx, &place(sunrise.id, "m1"), &sealed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VaultError::KeyServiceUnavailable(_)),
+        "{err:?}"
+    );
+    let err = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m2"), b"new")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VaultError::KeyServiceUnavailable(_)),
+        "{err:?}"
+    );
+
+    p.keys.set_down(false);
+    let opened = p
+        .vault
+        .open(&tx, &place(sunrise.id, "m1"), &sealed)
+        .await
+        .unwrap();
+    assert_eq!(opened.as_slice(), b"note");
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_be_created_while_the_key_service_is_down_and_nothing_is_left() {
+    let p = Platform::new(CacheLimits::default()).await;
+    p.keys.set_down(true);
+
+    let new = portico_tenants::NewTenant {
+        slug: "sunrise".parse().unwrap(),
+        display_name: "Sunrise".into(),
+        domains: vec![],
+    };
+    let err = p
+        .tenants
+        .create(&portico_platform::principal::Principal::Operator, new)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            portico_tenants::TenantError::KeyService(KeyError::Unavailable(_))
+        ),
+        "{err:?}"
+    );
+
+    p.keys.set_down(false);
+    let listed = p
+        .tenants
+        .list(&portico_platform::principal::Principal::Operator)
+        .await
+        .unwrap();
+    assert!(listed.is_empty());
+}
+
+#[tokio::test]
+async fn a_canary_sealed_into_the_database_leaves_no_trace_of_itself() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let marker = format!("CANARY-{}-PHI", sunrise.id.as_uuid().simple());
+
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "canary"), marker.as_bytes())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store_raw(&p.database, &sealed).await;
+
+    let haystack = everything_in(&p.database).await;
+    // PostgreSQL prints bytea as hex: look for the sealed value both ways.
+    let stored =
+        contains(&haystack, &sealed[..16]) || contains(&haystack, hex(&sealed[..16]).as_bytes());
+    assert!(
+        stored,
+        "the sealed value was not found, so the scan proves nothing"
+    );
+    let hex_marker = hex(marker.as_bytes());
+    assert!(
+        !contains(&haystack, marker.as_bytes()),
+        "the canary is readable in the database"
+    );
+    assert!(
+        !contains(&haystack, hex_marker.as_bytes()),
+        "the canary is readable (hex) in the database"
+    );
+}
+
+/// Stores sealed bytes in a table of the test's own, as a capability would store a column.
+async fn store_raw(database: &TestDatabase, sealed: &[u8]) {
+    let (conn, backend, blob) = match database {
+        TestDatabase::Sqlite(_) => (
+            database.connect_as_server().await,
+            DbBackend::Sqlite,
+            "BLOB",
+        ),
+        TestDatabase::Postgres(db) => (
+            Database::connect(db.owner_url()).await.unwrap(),
+            DbBackend::Postgres,
+            "BYTEA",
+        ),
+    };
+    conn.execute_unprepared(&format!(
+        "CREATE TABLE canary (id TEXT PRIMARY KEY, body {blob} NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    let insert = match backend {
+        DbBackend::Postgres => "INSERT INTO canary (id, body) VALUES ('canary', $1)",
+        _ => "INSERT INTO canary (id, body) VALUES ('canary', ?)",
+    };
+    conn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        insert,
+        [sealed.to_vec().into()],
+    ))
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Every byte the database holds: the SQLite files, or every PostgreSQL table as text.
+async fn everything_in(database: &TestDatabase) -> Vec<u8> {
+    match database {
+        TestDatabase::Sqlite(dir) => {
+            let conn = database.connect_as_server().await;
+            conn.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(dir.path()).unwrap() {
+                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+            bytes
+        }
+        TestDatabase::Postgres(db) => {
+            let conn = Database::connect(db.owner_url()).await.unwrap();
+            let tables = conn
+                .query_all_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT tablename::text AS name FROM pg_tables WHERE schemaname = 'public'",
+                ))
+                .await
+                .unwrap();
+            let mut bytes = Vec::new();
+            for table in tables {
+                let name: String = table.try_get("", "name").unwrap();
+                let rows = conn
+                    .query_all_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        format!("SELECT t::text AS row FROM \"{name}\" t"),
+                    ))
+                    .await
+                    .unwrap();
+                for row in rows {
+                    bytes.extend(row.try_get::<String>("", "row").unwrap().into_bytes());
+                }
+            }
+            bytes
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
