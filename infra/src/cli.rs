@@ -48,9 +48,29 @@ enum Command {
     /// Manage tenants (clinics).
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Manage tenants' keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new version of the tenant's key current; existing data keys stay readable.
+    Rotate {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Re-wrap the tenant's data keys under its key's current version (sealed data is not
+    /// touched).
+    Rewrap {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +108,19 @@ enum TenantCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Offboard a tenant for good: close its portal and schedule its key for deletion,
+    /// after which its PHI cannot be read by anyone (crypto-shredding).
+    Offboard {
+        /// The tenant's slug.
+        #[arg(long)]
+        slug: String,
+        /// Days before the key is destroyed (7-30) [default: keys.deletion_window_days].
+        #[arg(long, value_name = "DAYS")]
+        deletion_window_days: Option<u32>,
+        /// Confirm: this cannot be undone once the window has passed.
+        #[arg(long)]
+        yes: bool,
     },
     /// Close a tenant's portal; its data is kept.
     Suspend {
@@ -180,6 +213,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Migrate => migrate(&config).await,
         Command::Demo(_) => demo(config).await,
         Command::Tenant(command) => tenant(command, &config).await,
+        Command::Keys(command) => keys(command, &config).await,
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_redacted_toml());
             Ok(())
@@ -295,7 +329,27 @@ async fn services(config: &Config) -> anyhow::Result<Services> {
         bail!("the database has pending migrations; run `portico migrate` first");
     }
 
-    Services::build(config, db)
+    Services::build(config, db).await
+}
+
+async fn keys(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
+    let services = services(config).await?;
+    let slug = match &command {
+        KeysCommand::Rotate { tenant } | KeysCommand::Rewrap { tenant } => tenant.parse()?,
+    };
+    let tenant = services.tenants.get(&Principal::Operator, &slug).await?;
+    match command {
+        KeysCommand::Rotate { .. } => {
+            services.vault.rotate(tenant.id).await?;
+            println!("rotated the key of tenant {slug}");
+        }
+        KeysCommand::Rewrap { .. } => {
+            let count = services.vault.rewrap(tenant.id).await?;
+            println!("re-wrapped {count} data keys of tenant {slug}");
+        }
+    }
+
+    Ok(())
 }
 
 /// The registry, for commands that manage tenants.
@@ -351,6 +405,27 @@ async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        TenantCommand::Offboard {
+            slug,
+            deletion_window_days,
+            yes,
+        } => {
+            let window = deletion_window_days.unwrap_or(config.keys.deletion_window_days);
+            if !(7..=30).contains(&window) {
+                bail!("--deletion-window-days must be 7 to 30");
+            }
+            if !yes {
+                bail!(
+                    "offboarding closes {slug}'s portal and destroys its key in {window} days, \
+                     after which its data cannot be recovered; run again with --yes to proceed"
+                );
+            }
+            let tenant = service.offboard(&operator, &slug.parse()?, window).await?;
+            println!(
+                "offboarded tenant {}; its key will be destroyed in {window} days",
+                tenant.slug
+            );
         }
         TenantCommand::Suspend { slug } => {
             let tenant = service.suspend(&operator, &slug.parse()?).await?;

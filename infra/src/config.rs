@@ -184,22 +184,29 @@ pub enum KeyProvider {
     /// Embedded: tenant keys in the database, sealed under a root key file.
     #[default]
     Local,
+    /// AWS KMS: one customer-managed key per tenant.
+    Aws,
 }
 
 /// Each tenant's own key, and the data keys that seal its PHI.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeysConfig {
-    /// `local` (the embedded default).
+    /// `local` (the embedded default) or `aws`.
     pub provider: KeyProvider,
     /// The embedded key service.
     pub local: LocalKeysConfig,
+    /// AWS KMS. Region, credentials and endpoint come from the standard AWS settings
+    /// (`AWS_REGION`, the credentials chain, `AWS_ENDPOINT_URL_KMS`).
+    pub aws: AwsKeysConfig,
     /// Longest an unwrapped data key stays in memory, in seconds.
     pub cache_max_age_secs: u64,
     /// Most values sealed with one data key before a new one is made.
     pub cache_max_seals: u64,
     /// Most unwrapped data keys held in memory.
     pub cache_max_entries: usize,
+    /// Days between offboarding a tenant and the destruction of its key (7–30).
+    pub deletion_window_days: u32,
 }
 
 impl Default for KeysConfig {
@@ -207,9 +214,11 @@ impl Default for KeysConfig {
         Self {
             provider: KeyProvider::Local,
             local: LocalKeysConfig::default(),
+            aws: AwsKeysConfig::default(),
             cache_max_age_secs: 300,
             cache_max_seals: 1 << 24,
             cache_max_entries: 10_000,
+            deletion_window_days: 30,
         }
     }
 }
@@ -221,6 +230,15 @@ pub struct LocalKeysConfig {
     /// The root key file [default: `<data_dir>/root.key`]. Created with mode 0600 if
     /// missing; refused if group or others can read it.
     pub root_key_file: Option<PathBuf>,
+}
+
+/// AWS KMS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsKeysConfig {
+    /// The IAM role Portico runs as; each tenant's key policy lets only this role use the
+    /// key, and only for that tenant. Required with `keys.provider = "aws"`.
+    pub platform_role_arn: Option<String>,
 }
 
 /// Log output. The level comes from `PORTICO_LOG` (e.g. `info`, `portico=debug`).
@@ -395,6 +413,12 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::new(key, "must be greater than zero"));
         }
+        if self.keys.provider == KeyProvider::Aws && self.keys.aws.platform_role_arn.is_none() {
+            return Err(ConfigError::new(
+                "keys.aws.platform_role_arn",
+                "is required with keys.provider = \"aws\"",
+            ));
+        }
         if !(1..=3600).contains(&self.keys.cache_max_age_secs) {
             return Err(ConfigError::new(
                 "keys.cache_max_age_secs",
@@ -407,6 +431,12 @@ impl Config {
             return Err(ConfigError::new(
                 "keys.cache_max_seals",
                 "must be 1 to 67108864 (2^26)",
+            ));
+        }
+        if !(7..=30).contains(&self.keys.deletion_window_days) {
+            return Err(ConfigError::new(
+                "keys.deletion_window_days",
+                "must be 7 to 30",
             ));
         }
         if self.keys.cache_max_entries == 0 {

@@ -29,10 +29,10 @@ pub struct Services {
 
 impl Services {
     /// Builds the services on the system clock and entropy.
-    pub fn build(config: &Config, db: Db) -> anyhow::Result<Self> {
+    pub async fn build(config: &Config, db: Db) -> anyhow::Result<Self> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let entropy: Arc<dyn Entropy> = Arc::new(SystemEntropy);
-        let keys = keys::key_service(config, &db, clock.clone(), entropy.clone())?;
+        let keys = keys::key_service(config, &db, clock.clone(), entropy.clone()).await?;
         let vault = Vault::new(
             db.clone(),
             keys,

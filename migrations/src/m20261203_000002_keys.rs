@@ -137,8 +137,9 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // Data keys are never changed or deleted: a sealed value names its key forever.
-        isolate_tenant_table(manager, "data_keys", "SELECT, INSERT").await?;
+        // Data keys are never deleted: a sealed value names its key forever. Only the
+        // wrapping changes, when `portico keys rewrap` re-wraps under a newer key version.
+        isolate_tenant_table(manager, "data_keys", "SELECT, INSERT, UPDATE").await?;
 
         // The embedded key service's store stands in for a KMS: it belongs to no tenant
         // (the encryption context binds each use to one), and its key material is sealed

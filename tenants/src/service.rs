@@ -266,6 +266,59 @@ impl TenantService {
             .collect()
     }
 
+    /// One tenant, for operators.
+    pub async fn get(&self, actor: &Principal, slug: &TenantSlug) -> Result<Tenant, TenantError> {
+        require_operator(actor)?;
+        self.by_slug(slug.as_str())
+            .await?
+            .ok_or(TenantError::NotFound)
+    }
+
+    /// Offboards a tenant for good: its portal is gone and its key is scheduled for
+    /// deletion after `window_days` (7–30), after which its PHI is unrecoverable anywhere
+    /// (crypto-shredding). Portico refuses to open its data from this moment on.
+    #[tracing::instrument(skip_all, fields(tenant.slug = %slug))]
+    pub async fn offboard(
+        &self,
+        actor: &Principal,
+        slug: &TenantSlug,
+        window_days: u32,
+    ) -> Result<Tenant, TenantError> {
+        require_operator(actor)?;
+        let mut tenant = self
+            .by_slug(slug.as_str())
+            .await?
+            .ok_or(TenantError::NotFound)?;
+        if tenant.status == TenantStatus::Offboarded {
+            return Err(TenantError::InvalidState(
+                "the tenant has already been offboarded",
+            ));
+        }
+
+        // The key first: once it is scheduled for deletion the data is as good as gone, and
+        // an offboarding interrupted after it is completed by running it again.
+        self.vault
+            .destroy_tenant_key(tenant.id, window_days)
+            .await?;
+        let now = self.clock.now();
+        tenants::Entity::update_many()
+            .col_expr(
+                tenants::Column::Status,
+                TenantStatus::Offboarded.as_str().into(),
+            )
+            .col_expr(tenants::Column::UpdatedAt, now.into())
+            .filter(tenants::Column::Id.eq(tenant.id.as_uuid()))
+            .exec(self.db.platform())
+            .await
+            .map_err(DbError::from)?;
+        self.changed();
+        tracing::info!(tenant.id = %tenant.id, "tenant offboarded");
+        tenant.status = TenantStatus::Offboarded;
+        tenant.updated_at = now;
+
+        Ok(tenant)
+    }
+
     /// Closes a tenant's portal; its data stays. Suspending twice is not an error.
     pub async fn suspend(
         &self,

@@ -45,6 +45,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// Sets several environment variables (such as the AWS SDK's).
+    pub fn envs(mut self, vars: Vec<(String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     /// Creates a tenant with `portico tenant create` before the server starts.
     pub fn tenant(mut self, slug: &str, name: &str) -> Self {
         self.tenants.push(vec![
@@ -189,6 +195,11 @@ impl TestApp {
             data_dir: self.data_dir.path().to_owned(),
         };
         setup.command(args).output().await.unwrap()
+    }
+
+    /// The data directory the server and its CLI calls share.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// Everything the server has logged so far.

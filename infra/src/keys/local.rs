@@ -256,6 +256,47 @@ impl KeyService for LocalKeyService {
         DataKey::from_slice(&plain).ok_or(KeyError::InvalidCiphertext)
     }
 
+    async fn rotate_tenant_key(&self, key: &KeyRef) -> Result<(), KeyError> {
+        self.usable(key).await?;
+        let (current, _) = self.material(key, None).await?;
+        let version = current + 1;
+        let mut material = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        self.entropy.fill(material.as_mut());
+        let aad = material_aad(&key.0, version);
+        let sealed = seal(&self.root.0, &aad, material.as_ref(), self.entropy.as_ref());
+        entity::versions::Entity::insert(entity::versions::ActiveModel {
+            key_id: Set(key.0.clone()),
+            version: Set(version),
+            material: Set(sealed),
+            created_at: Set(self.clock.now()),
+        })
+        .exec(self.db.platform())
+        .await
+        .map_err(Self::unavailable)?;
+
+        Ok(())
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        key: &KeyRef,
+        wrapped: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        let plaintext = self.decrypt_data_key(key, wrapped, context).await?;
+        let (version, master) = self.material(key, None).await?;
+        let aad = wrap_aad(&key.0, version, context);
+        let mut rewrapped = version.to_be_bytes().to_vec();
+        rewrapped.extend(seal(
+            &master,
+            &aad,
+            plaintext.expose(),
+            self.entropy.as_ref(),
+        ));
+
+        Ok(rewrapped)
+    }
+
     async fn schedule_deletion(
         &self,
         key: &KeyRef,

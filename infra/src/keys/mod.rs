@@ -1,6 +1,7 @@
-//! Key service adapters: the embedded local service (the default), chosen by
-//! `keys.provider`.
+//! Key service adapters, chosen by `keys.provider`: the embedded local service (the
+//! default) or AWS KMS.
 
+pub mod aws;
 pub mod local;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use portico_platform::entropy::Entropy;
 use crate::config::{Config, KeyProvider};
 
 /// The configured key service.
-pub fn key_service(
+pub async fn key_service(
     config: &Config,
     db: &Db,
     clock: Arc<dyn Clock>,
@@ -31,6 +32,18 @@ pub fn key_service(
                 clock,
                 entropy,
             )))
+        }
+        KeyProvider::Aws => {
+            let role = config
+                .keys
+                .aws
+                .platform_role_arn
+                .as_deref()
+                .unwrap_or_default();
+            let kms = aws::AwsKms::from_environment(role)
+                .await
+                .context("keys.aws")?;
+            Ok(Arc::new(kms))
         }
     }
 }

@@ -32,18 +32,34 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// A fresh database with the services on it, connected as the server is.
+    /// A fresh database with the services on it, connected as the server is, with the
+    /// embedded key service.
     pub async fn new(limits: CacheLimits) -> Self {
+        Self::with_keys(limits, |db, clock, root_dir| {
+            let entropy = Arc::new(SeededEntropy::new(13));
+            let root =
+                RootKey::load_or_create(&root_dir.join("root.key"), entropy.as_ref()).unwrap();
+            Arc::new(LocalKeyService::new(
+                db.clone(),
+                root,
+                Arc::new(clock.clone()),
+                entropy,
+            ))
+        })
+        .await
+    }
+
+    /// The same, with the key service `make` returns.
+    pub async fn with_keys(
+        limits: CacheLimits,
+        make: impl FnOnce(&Db, &ManualClock, &std::path::Path) -> Arc<dyn KeyService>,
+    ) -> Self {
         let database = TestDatabase::migrated().await;
         let db = Db::new(database.connect_as_server().await);
         let clock = ManualClock::new(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
         let entropy = Arc::new(SeededEntropy::new(11));
         let root_dir = tempfile::tempdir().unwrap();
-        let root =
-            RootKey::load_or_create(&root_dir.path().join("root.key"), entropy.as_ref()).unwrap();
-        let local =
-            LocalKeyService::new(db.clone(), root, Arc::new(clock.clone()), entropy.clone());
-        let keys = Arc::new(CountingKeys::new(local));
+        let keys = Arc::new(CountingKeys::new(make(&db, &clock, root_dir.path())));
         let vault = Vault::new(
             db.clone(),
             keys.clone(),
@@ -94,14 +110,14 @@ impl Platform {
 /// outage.
 #[derive(Debug)]
 pub struct CountingKeys {
-    inner: LocalKeyService,
+    inner: Arc<dyn KeyService>,
     pub generated: AtomicUsize,
     pub decrypted: AtomicUsize,
     down: AtomicBool,
 }
 
 impl CountingKeys {
-    fn new(inner: LocalKeyService) -> Self {
+    fn new(inner: Arc<dyn KeyService>) -> Self {
         Self {
             inner,
             generated: AtomicUsize::new(0),
@@ -160,6 +176,21 @@ impl KeyService for CountingKeys {
         self.check()?;
         self.decrypted.fetch_add(1, Ordering::SeqCst);
         self.inner.decrypt_data_key(key, wrapped, context).await
+    }
+
+    async fn rotate_tenant_key(&self, key: &KeyRef) -> Result<(), KeyError> {
+        self.check()?;
+        self.inner.rotate_tenant_key(key).await
+    }
+
+    async fn rewrap_data_key(
+        &self,
+        key: &KeyRef,
+        wrapped: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError> {
+        self.check()?;
+        self.inner.rewrap_data_key(key, wrapped, context).await
     }
 
     async fn schedule_deletion(

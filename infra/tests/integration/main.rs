@@ -10,6 +10,7 @@
     reason = "test helpers fail loudly"
 )]
 
+mod aws_kms;
 mod fixture;
 mod isolation;
 mod resolution;

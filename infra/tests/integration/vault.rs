@@ -404,3 +404,73 @@ fn hex(bytes: &[u8]) -> String {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test]
+async fn after_offboarding_a_tenants_data_no_longer_opens() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m1"), b"note")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let operator = portico_platform::principal::Principal::Operator;
+    p.tenants
+        .offboard(&operator, &"sunrise".parse().unwrap(), 30)
+        .await
+        .unwrap();
+
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let err = p
+        .vault
+        .open(&tx, &place(sunrise.id, "m1"), &sealed)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::TenantKeyDeleted), "{err:?}");
+    let err = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m2"), b"new")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::TenantKeyDeleted), "{err:?}");
+    assert!(
+        p.tenants
+            .offboard(&operator, &"sunrise".parse().unwrap(), 30)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn rotation_and_rewrapping_keep_sealed_data_readable() {
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let before = p
+        .vault
+        .seal(&tx, &place(sunrise.id, "m1"), b"before rotation")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    p.vault.rotate(sunrise.id).await.unwrap();
+    assert_eq!(p.vault.rewrap(sunrise.id).await.unwrap(), 1);
+
+    // A node with a cold cache must unwrap the re-wrapped key.
+    let cold = Vault::new(
+        p.db.clone(),
+        p.keys.clone(),
+        CacheLimits::default(),
+        std::sync::Arc::new(p.clock.clone()),
+        std::sync::Arc::new(portico_platform::entropy::SeededEntropy::new(9)),
+    );
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let opened = cold
+        .open(&tx, &place(sunrise.id, "m1"), &before)
+        .await
+        .unwrap();
+    assert_eq!(opened.as_slice(), b"before rotation");
+}

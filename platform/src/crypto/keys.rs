@@ -163,6 +163,19 @@ pub trait KeyService: Send + Sync + fmt::Debug {
         context: &EncryptionContext,
     ) -> Result<DataKey, KeyError>;
 
+    /// Makes a new version of the tenant's key current. Data keys wrapped under older
+    /// versions still unwrap.
+    async fn rotate_tenant_key(&self, key: &KeyRef) -> Result<(), KeyError>;
+
+    /// Re-wraps a stored data key under the key's current version, without exposing it to
+    /// the caller. The context must be the one it was made with.
+    async fn rewrap_data_key(
+        &self,
+        key: &KeyRef,
+        wrapped: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>, KeyError>;
+
     /// Schedules the key's destruction after `window_days` (7–30); returns when.
     async fn schedule_deletion(
         &self,

@@ -159,9 +159,104 @@ impl Vault {
         Ok(seal::open(&key, place, sealed)?)
     }
 
-    /// Forgets every cached key of a tenant, as its key is scheduled for deletion.
-    pub fn forget_tenant(&self, tenant: TenantId) {
+    /// Makes a new version of the tenant's key current; existing data keys still open.
+    pub async fn rotate(&self, tenant: TenantId) -> Result<(), VaultError> {
+        let key = self.key_of(tenant).await?;
+        self.keys.rotate_tenant_key(&key).await?;
+        tracing::info!(tenant.id = %tenant, "tenant key rotated");
+
+        Ok(())
+    }
+
+    /// Re-wraps every data key of the tenant under its key's current version, without
+    /// touching sealed data. Returns how many were re-wrapped.
+    pub async fn rewrap(&self, tenant: TenantId) -> Result<usize, VaultError> {
+        // Key service calls happen outside any open transaction: on SQLite a transaction
+        // that read before another connection wrote cannot write afterwards.
+        let key = self.key_of(tenant).await?;
+        let read = self.db.begin(tenant).await?;
+        let rows = read.find::<data_keys::Entity>().all(read.conn()).await?;
+        read.commit().await?;
+        let context = EncryptionContext::new(tenant, KeyPurpose::Phi);
+        let mut rewrapped = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let wrapped = self
+                .keys
+                .rewrap_data_key(&KeyRef(row.key_ref.clone()), &row.wrapped, &context)
+                .await?;
+            rewrapped.push((row.id, wrapped));
+        }
+
+        let write = self.db.begin(tenant).await?;
+        for (id, wrapped) in rewrapped {
+            write
+                .update_many::<data_keys::Entity>()
+                .col_expr(data_keys::Column::Wrapped, wrapped.into())
+                .col_expr(data_keys::Column::KeyRef, key.0.clone().into())
+                .filter(data_keys::Column::Id.eq(id))
+                .exec(write.conn())
+                .await?;
+        }
+        write.commit().await?;
+        tracing::info!(tenant.id = %tenant, data_keys = rows.len(), "data keys re-wrapped");
+
+        Ok(rows.len())
+    }
+
+    /// Crypto-shredding: schedules the tenant's key for deletion after `window_days`,
+    /// records it, and forgets cached keys. From then on the tenant's data does not open,
+    /// whatever the key service would still allow during its waiting period. Repeating it
+    /// is harmless.
+    pub async fn destroy_tenant_key(
+        &self,
+        tenant: TenantId,
+        window_days: u32,
+    ) -> Result<(), VaultError> {
+        let read = self.db.begin(tenant).await?;
+        let row = read
+            .find::<tenant_keys::Entity>()
+            .one(read.conn())
+            .await?
+            .ok_or(VaultError::NoTenantKey)?;
+        read.commit().await?;
+        if row.state == PENDING_DELETION {
+            self.cache.forget_tenant(tenant);
+            return Ok(());
+        }
+        let key = KeyRef(row.key_ref);
+        let at = match self.keys.schedule_deletion(&key, window_days).await {
+            Ok(at) => at,
+            // Scheduled by an earlier attempt whose bookkeeping did not commit.
+            Err(KeyError::PendingDeletion) => match self.keys.describe(&key).await? {
+                crate::crypto::keys::KeyState::PendingDeletion { at } => at,
+                crate::crypto::keys::KeyState::Enabled => {
+                    return Err(VaultError::KeyRefused(KeyError::PendingDeletion));
+                }
+            },
+            Err(err) => return Err(err.into()),
+        };
+
+        let write = self.db.begin(tenant).await?;
+        write
+            .update_many::<tenant_keys::Entity>()
+            .col_expr(tenant_keys::Column::State, PENDING_DELETION.into())
+            .col_expr(tenant_keys::Column::DeletionAt, Some(at).into())
+            .exec(write.conn())
+            .await?;
+        write.commit().await?;
         self.cache.forget_tenant(tenant);
+        tracing::info!(tenant.id = %tenant, "tenant key scheduled for deletion");
+
+        Ok(())
+    }
+
+    /// The tenant's key, read in a transaction of its own.
+    async fn key_of(&self, tenant: TenantId) -> Result<KeyRef, VaultError> {
+        let read = self.db.begin(tenant).await?;
+        let key = self.tenant_key(&read).await?;
+        read.commit().await?;
+
+        Ok(key)
     }
 
     /// The tenant's key, refusing one scheduled for deletion.

@@ -11,6 +11,7 @@
 mod config;
 mod graphql;
 mod health;
+mod keys;
 mod logging;
 mod shutdown;
 mod tenancy;
