@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod database;
+pub mod keys;
 pub mod moto;
 pub mod postgres;
 

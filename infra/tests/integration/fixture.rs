@@ -1,24 +1,21 @@
 //! A migrated database with the platform's services on it, a manual clock, and a key
-//! service that counts its calls and can be made unreachable.
+//! service that counts its calls and can be made unreachable ([`CountingKeys`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use portico_infra::keys::local::{LocalKeyService, RootKey};
 use portico_platform::clock::ManualClock;
 use portico_platform::crypto::cache::CacheLimits;
-use portico_platform::crypto::keys::{
-    DataKey, EncryptionContext, GeneratedKey, KeyError, KeyRef, KeyService, KeyState,
-};
+use portico_platform::crypto::keys::KeyService;
 use portico_platform::crypto::vault::Vault;
 use portico_platform::db::Db;
 use portico_platform::entropy::SeededEntropy;
-use portico_platform::ids::TenantId;
 use portico_platform::principal::Principal;
 use portico_tenants::{NewTenant, Tenant, TenantService};
 use portico_tests::TestDatabase;
+
+pub use portico_tests::keys::CountingKeys;
 
 /// The services over one test database.
 pub struct Platform {
@@ -103,107 +100,5 @@ impl Platform {
             Arc::new(self.clock.clone()),
             Arc::new(SeededEntropy::new(3)),
         )
-    }
-}
-
-/// Wraps the real key service: counts data-key calls, and can be switched off to act as an
-/// outage.
-#[derive(Debug)]
-pub struct CountingKeys {
-    inner: Arc<dyn KeyService>,
-    pub generated: AtomicUsize,
-    pub decrypted: AtomicUsize,
-    down: AtomicBool,
-}
-
-impl CountingKeys {
-    fn new(inner: Arc<dyn KeyService>) -> Self {
-        Self {
-            inner,
-            generated: AtomicUsize::new(0),
-            decrypted: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-        }
-    }
-
-    /// Makes every call fail as unreachable (`true`) or work again (`false`).
-    pub fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    /// Data-key calls so far.
-    pub fn calls(&self) -> usize {
-        self.generated.load(Ordering::SeqCst) + self.decrypted.load(Ordering::SeqCst)
-    }
-
-    fn check(&self) -> Result<(), KeyError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(KeyError::Unavailable(
-                "connection refused (simulated outage)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl KeyService for CountingKeys {
-    fn provider(&self) -> &'static str {
-        self.inner.provider()
-    }
-
-    async fn create_tenant_key(&self, tenant: TenantId, slug: &str) -> Result<KeyRef, KeyError> {
-        self.check()?;
-        self.inner.create_tenant_key(tenant, slug).await
-    }
-
-    async fn generate_data_key(
-        &self,
-        key: &KeyRef,
-        context: &EncryptionContext,
-    ) -> Result<GeneratedKey, KeyError> {
-        self.check()?;
-        self.generated.fetch_add(1, Ordering::SeqCst);
-        self.inner.generate_data_key(key, context).await
-    }
-
-    async fn decrypt_data_key(
-        &self,
-        key: &KeyRef,
-        wrapped: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<DataKey, KeyError> {
-        self.check()?;
-        self.decrypted.fetch_add(1, Ordering::SeqCst);
-        self.inner.decrypt_data_key(key, wrapped, context).await
-    }
-
-    async fn rotate_tenant_key(&self, key: &KeyRef) -> Result<(), KeyError> {
-        self.check()?;
-        self.inner.rotate_tenant_key(key).await
-    }
-
-    async fn rewrap_data_key(
-        &self,
-        key: &KeyRef,
-        wrapped: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Vec<u8>, KeyError> {
-        self.check()?;
-        self.inner.rewrap_data_key(key, wrapped, context).await
-    }
-
-    async fn schedule_deletion(
-        &self,
-        key: &KeyRef,
-        window_days: u32,
-    ) -> Result<DateTime<Utc>, KeyError> {
-        self.check()?;
-        self.inner.schedule_deletion(key, window_days).await
-    }
-
-    async fn describe(&self, key: &KeyRef) -> Result<KeyState, KeyError> {
-        self.check()?;
-        self.inner.describe(key).await
     }
 }

@@ -8,11 +8,11 @@
 //! memory when evicted.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::crypto::keys::DataKey;
+use crate::crypto::seal::Cipher;
 use crate::ids::{DataKeyId, TenantId};
 
 /// Bounds on what the cache keeps.
@@ -38,7 +38,7 @@ impl Default for CacheLimits {
 
 #[derive(Debug)]
 struct Entry {
-    key: DataKey,
+    cipher: Arc<Cipher>,
     loaded_at: DateTime<Utc>,
 }
 
@@ -71,7 +71,7 @@ impl DataKeyCache {
     }
 
     /// The key `id` of `tenant`, if held and not too old.
-    pub fn get(&self, tenant: TenantId, id: DataKeyId, now: DateTime<Utc>) -> Option<DataKey> {
+    pub fn get(&self, tenant: TenantId, id: DataKeyId, now: DateTime<Utc>) -> Option<Arc<Cipher>> {
         let mut inner = self.lock();
         let fresh = inner
             .keys
@@ -81,7 +81,10 @@ impl DataKeyCache {
             inner.keys.remove(&(tenant, id));
             return None;
         }
-        inner.keys.get(&(tenant, id)).map(|entry| entry.key.clone())
+        inner
+            .keys
+            .get(&(tenant, id))
+            .map(|entry| entry.cipher.clone())
     }
 
     /// The tenant's current sealing key, counting one seal against it; `None` when there is
@@ -90,7 +93,7 @@ impl DataKeyCache {
         &self,
         tenant: TenantId,
         now: DateTime<Utc>,
-    ) -> Option<(DataKeyId, DataKey)> {
+    ) -> Option<(DataKeyId, Arc<Cipher>)> {
         let id = {
             let mut inner = self.lock();
             let sealing = inner.sealing.get_mut(&tenant)?;
@@ -116,7 +119,7 @@ impl DataKeyCache {
         &self,
         tenant: TenantId,
         id: DataKeyId,
-        key: DataKey,
+        cipher: Arc<Cipher>,
         now: DateTime<Utc>,
         for_sealing: bool,
     ) {
@@ -140,7 +143,7 @@ impl DataKeyCache {
         inner.keys.insert(
             (tenant, id),
             Entry {
-                key,
+                cipher,
                 loaded_at: now,
             },
         );
@@ -174,6 +177,7 @@ impl DataKeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::keys::DataKey;
 
     fn t(n: u8) -> TenantId {
         TenantId::from_uuid(uuid::Uuid::from_bytes([n; 16]))
@@ -193,7 +197,13 @@ mod tests {
             max_age: Duration::seconds(300),
             ..Default::default()
         });
-        cache.insert(t(1), k(1), DataKey::from_bytes([1; 32]), at(0), false);
+        cache.insert(
+            t(1),
+            k(1),
+            Arc::new(Cipher::new(&DataKey::from_bytes([1; 32]))),
+            at(0),
+            false,
+        );
 
         assert!(cache.get(t(1), k(1), at(299)).is_some());
         assert!(cache.get(t(1), k(1), at(300)).is_none());
@@ -206,7 +216,13 @@ mod tests {
             max_seals: 3,
             ..Default::default()
         });
-        cache.insert(t(1), k(1), DataKey::from_bytes([1; 32]), at(0), true);
+        cache.insert(
+            t(1),
+            k(1),
+            Arc::new(Cipher::new(&DataKey::from_bytes([1; 32]))),
+            at(0),
+            true,
+        );
 
         assert!(cache.take_sealing_key(t(1), at(1)).is_some());
         assert!(cache.take_sealing_key(t(1), at(1)).is_some());
@@ -223,9 +239,27 @@ mod tests {
             max_entries: 2,
             ..Default::default()
         });
-        cache.insert(t(1), k(1), DataKey::from_bytes([1; 32]), at(0), false);
-        cache.insert(t(1), k(2), DataKey::from_bytes([2; 32]), at(1), false);
-        cache.insert(t(1), k(3), DataKey::from_bytes([3; 32]), at(2), false);
+        cache.insert(
+            t(1),
+            k(1),
+            Arc::new(Cipher::new(&DataKey::from_bytes([1; 32]))),
+            at(0),
+            false,
+        );
+        cache.insert(
+            t(1),
+            k(2),
+            Arc::new(Cipher::new(&DataKey::from_bytes([2; 32]))),
+            at(1),
+            false,
+        );
+        cache.insert(
+            t(1),
+            k(3),
+            Arc::new(Cipher::new(&DataKey::from_bytes([3; 32]))),
+            at(2),
+            false,
+        );
 
         assert_eq!(cache.len(), 2);
         assert!(cache.get(t(1), k(1), at(3)).is_none());
@@ -235,7 +269,13 @@ mod tests {
     #[test]
     fn keys_are_per_tenant_and_can_be_forgotten() {
         let cache = DataKeyCache::default();
-        cache.insert(t(1), k(1), DataKey::from_bytes([1; 32]), at(0), true);
+        cache.insert(
+            t(1),
+            k(1),
+            Arc::new(Cipher::new(&DataKey::from_bytes([1; 32]))),
+            at(0),
+            true,
+        );
 
         assert!(cache.get(t(2), k(1), at(1)).is_none());
         cache.forget_tenant(t(1));

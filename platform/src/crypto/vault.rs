@@ -17,8 +17,8 @@ use zeroize::Zeroizing;
 use crate::clock::Clock;
 use crate::crypto::cache::{CacheLimits, DataKeyCache};
 use crate::crypto::entity::{data_keys, tenant_keys};
-use crate::crypto::keys::{DataKey, EncryptionContext, KeyError, KeyPurpose, KeyRef, KeyService};
-use crate::crypto::seal::{self, Place, SealError};
+use crate::crypto::keys::{EncryptionContext, KeyError, KeyPurpose, KeyRef, KeyService};
+use crate::crypto::seal::{self, Cipher, Place, SealError};
 use crate::db::{Db, DbError, TenantTx};
 use crate::entropy::Entropy;
 use crate::ids::{DataKeyId, TenantId};
@@ -273,7 +273,7 @@ impl Vault {
         Ok(KeyRef(row.key_ref))
     }
 
-    async fn new_sealing_key(&self, tx: &TenantTx) -> Result<(DataKeyId, DataKey), VaultError> {
+    async fn new_sealing_key(&self, tx: &TenantTx) -> Result<(DataKeyId, Arc<Cipher>), VaultError> {
         let tenant = tx.tenant();
         let key_ref = self.tenant_key(tx).await?;
         let context = EncryptionContext::new(tenant, KeyPurpose::Phi);
@@ -293,14 +293,14 @@ impl Vault {
         })
         .await?;
         own.commit().await?;
-        self.cache
-            .insert(tenant, id, generated.plaintext.clone(), now, true);
+        let cipher = Arc::new(Cipher::new(&generated.plaintext));
+        self.cache.insert(tenant, id, cipher.clone(), now, true);
         tracing::debug!(tenant.id = %tenant, data_key.id = %id, "data key generated");
 
-        Ok((id, generated.plaintext))
+        Ok((id, cipher))
     }
 
-    async fn load_key(&self, tx: &TenantTx, id: DataKeyId) -> Result<DataKey, VaultError> {
+    async fn load_key(&self, tx: &TenantTx, id: DataKeyId) -> Result<Arc<Cipher>, VaultError> {
         let tenant = tx.tenant();
         // Read in a transaction of our own: data keys never change, and the caller's
         // snapshot may predate a key this process made a moment ago (SQLite, or
@@ -321,9 +321,10 @@ impl Vault {
             .keys
             .decrypt_data_key(&KeyRef(row.key_ref), &row.wrapped, &context)
             .await?;
+        let cipher = Arc::new(Cipher::new(&key));
         self.cache
-            .insert(tenant, id, key.clone(), self.clock.now(), false);
+            .insert(tenant, id, cipher.clone(), self.clock.now(), false);
 
-        Ok(key)
+        Ok(cipher)
     }
 }
