@@ -94,20 +94,24 @@ impl DataKeyCache {
         tenant: TenantId,
         now: DateTime<Utc>,
     ) -> Option<(DataKeyId, Arc<Cipher>)> {
-        let id = {
-            let mut inner = self.lock();
-            let sealing = inner.sealing.get_mut(&tenant)?;
-            if sealing.seals >= self.limits.max_seals {
-                inner.sealing.remove(&tenant);
-                return None;
+        // One lock for the whole decision: this is on every seal.
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let sealing = inner.sealing.get_mut(&tenant)?;
+        let cipher = inner
+            .keys
+            .get(&(tenant, sealing.id))
+            .filter(|entry| now - entry.loaded_at < self.limits.max_age)
+            .map(|entry| entry.cipher.clone());
+        match cipher {
+            Some(cipher) if sealing.seals < self.limits.max_seals => {
+                sealing.seals += 1;
+                Some((sealing.id, cipher))
             }
-            sealing.seals += 1;
-            sealing.id
-        };
-        match self.get(tenant, id, now) {
-            Some(key) => Some((id, key)),
-            None => {
-                self.lock().sealing.remove(&tenant);
+            // Spent or expired: a new key must be made. An expired entry stays until a
+            // lookup or eviction removes it.
+            _ => {
+                inner.sealing.remove(&tenant);
                 None
             }
         }
