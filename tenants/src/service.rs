@@ -300,21 +300,8 @@ impl TenantService {
         self.vault
             .destroy_tenant_key(tenant.id, window_days)
             .await?;
-        let now = self.clock.now();
-        tenants::Entity::update_many()
-            .col_expr(
-                tenants::Column::Status,
-                TenantStatus::Offboarded.as_str().into(),
-            )
-            .col_expr(tenants::Column::UpdatedAt, now.into())
-            .filter(tenants::Column::Id.eq(tenant.id.as_uuid()))
-            .exec(self.db.platform())
-            .await
-            .map_err(DbError::from)?;
-        self.changed();
-        tracing::info!(tenant.id = %tenant.id, "tenant offboarded");
-        tenant.status = TenantStatus::Offboarded;
-        tenant.updated_at = now;
+        self.write_status(&mut tenant, TenantStatus::Offboarded)
+            .await?;
 
         Ok(tenant)
     }
@@ -441,6 +428,17 @@ impl TenantService {
             return Ok(tenant);
         }
 
+        self.write_status(&mut tenant, status).await?;
+
+        Ok(tenant)
+    }
+
+    /// Records a tenant's new status and tells resolvers in this process.
+    async fn write_status(
+        &self,
+        tenant: &mut Tenant,
+        status: TenantStatus,
+    ) -> Result<(), TenantError> {
         let now = self.clock.now();
         tenants::Entity::update_many()
             .col_expr(tenants::Column::Status, status.as_str().into())
@@ -450,11 +448,11 @@ impl TenantService {
             .await
             .map_err(DbError::from)?;
         self.changed();
-        tracing::info!(tenant.id = %tenant.id, "tenant status changed");
+        tracing::info!(tenant.id = %tenant.id, tenant.status = status.as_str(), "tenant status changed");
         tenant.status = status;
         tenant.updated_at = now;
 
-        Ok(tenant)
+        Ok(())
     }
 }
 
