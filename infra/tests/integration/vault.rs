@@ -474,3 +474,50 @@ async fn rotation_and_rewrapping_keep_sealed_data_readable() {
         .unwrap();
     assert_eq!(opened.as_slice(), b"before rotation");
 }
+
+#[tokio::test]
+async fn a_typed_value_seals_and_opens_as_its_type() {
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct LabResult {
+        analyte: String,
+        value: f64,
+    }
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let result = LabResult {
+        analyte: "Potassium".into(),
+        value: 4.1,
+    };
+
+    let sealed = p
+        .vault
+        .seal_value(&tx, &place(sunrise.id, "r1"), &result)
+        .await
+        .unwrap();
+    let stored = sealed.clone().into_bytes();
+    assert!(!contains(&stored, b"Potassium"));
+    assert_eq!(
+        format!("{sealed:?}"),
+        format!("Sealed({} bytes)", stored.len())
+    );
+
+    let back: portico_platform::crypto::seal::Sealed<LabResult> =
+        portico_platform::crypto::seal::Sealed::from_stored(stored);
+    let opened = p
+        .vault
+        .open_value(&tx, &place(sunrise.id, "r1"), &back)
+        .await
+        .unwrap();
+    assert_eq!(opened, result);
+
+    // The same bytes asked for as another type are refused, not mis-read.
+    let as_text: portico_platform::crypto::seal::Sealed<Vec<String>> =
+        portico_platform::crypto::seal::Sealed::from_stored(back.into_bytes());
+    let err = p
+        .vault
+        .open_value(&tx, &place(sunrise.id, "r1"), &as_text)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::Encoding), "{err:?}");
+}

@@ -77,6 +77,52 @@ pub struct Header {
     pub key: DataKeyId,
 }
 
+/// A sealed value of type `T`, as stored in a column: the bytes are opaque, and the type
+/// says what opening them gives back, so a sealed note cannot be opened as a lab result
+/// by mistake. Only [`crate::crypto::vault::Vault`] makes and opens them.
+pub struct Sealed<T> {
+    bytes: Vec<u8>,
+    of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Sealed<T> {
+    /// Wraps bytes read back from a column.
+    pub fn from_stored(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            of: std::marker::PhantomData,
+        }
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The bytes to store, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl<T> Clone for Sealed<T> {
+    fn clone(&self) -> Self {
+        Self::from_stored(self.bytes.clone())
+    }
+}
+
+impl<T> PartialEq for Sealed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl<T> fmt::Debug for Sealed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed({} bytes)", self.bytes.len())
+    }
+}
+
 /// A data key made ready for AES-256-GCM: the key schedule is computed once, when the key
 /// is cached, not on every value. Wiped on drop. Prints as `***`.
 #[derive(Clone)]

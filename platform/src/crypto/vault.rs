@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::crypto::cache::{CacheLimits, DataKeyCache};
 use crate::crypto::entity::{data_keys, tenant_keys};
 use crate::crypto::keys::{EncryptionContext, KeyError, KeyPurpose, KeyRef, KeyService};
-use crate::crypto::seal::{self, Cipher, Place, SealError};
+use crate::crypto::seal::{self, Cipher, Place, SealError, Sealed};
 use crate::db::{Db, DbError, TenantTx};
 use crate::entropy::Entropy;
 use crate::ids::{DataKeyId, TenantId};
@@ -44,6 +44,9 @@ pub enum VaultError {
     /// The key service refused to unwrap the data key.
     #[error("the key service refused the data key")]
     KeyRefused(#[source] KeyError),
+    /// The value could not be encoded, or the opened bytes are not the type asked for.
+    #[error("the sealed value does not hold the expected type")]
+    Encoding,
     /// The database failed.
     #[error("database error")]
     Database(#[from] DbError),
@@ -157,6 +160,31 @@ impl Vault {
         };
 
         Ok(seal::open(&key, place, sealed)?)
+    }
+
+    /// Seals a value of any serializable type, as JSON, for `place`.
+    pub async fn seal_value<T: serde::Serialize>(
+        &self,
+        tx: &TenantTx,
+        place: &Place<'_>,
+        value: &T,
+    ) -> Result<Sealed<T>, VaultError> {
+        let json = Zeroizing::new(serde_json::to_vec(value).map_err(|_| VaultError::Encoding)?);
+        let bytes = self.seal(tx, place, &json).await?;
+
+        Ok(Sealed::from_stored(bytes))
+    }
+
+    /// Opens a value sealed by [`seal_value`](Self::seal_value).
+    pub async fn open_value<T: serde::de::DeserializeOwned>(
+        &self,
+        tx: &TenantTx,
+        place: &Place<'_>,
+        sealed: &Sealed<T>,
+    ) -> Result<T, VaultError> {
+        let json = self.open(tx, place, sealed.as_bytes()).await?;
+
+        serde_json::from_slice(&json).map_err(|_| VaultError::Encoding)
     }
 
     /// Makes a new version of the tenant's key current; existing data keys still open.
