@@ -13,6 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use portico_graphql::Limits;
+use portico_platform::crypto::keys::DELETION_WINDOW_DAYS;
 use portico_platform::principal::Principal;
 use portico_tenants::{
     DomainName, NewTenant, TenantError, TenantResolver, TenantService, TenantSlug,
@@ -412,7 +413,7 @@ async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
             yes,
         } => {
             let window = deletion_window_days.unwrap_or(config.keys.deletion_window_days);
-            if !(7..=30).contains(&window) {
+            if !DELETION_WINDOW_DAYS.contains(&window) {
                 bail!("--deletion-window-days must be 7 to 30");
             }
             if !yes {

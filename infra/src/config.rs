@@ -433,7 +433,9 @@ impl Config {
                 "must be 1 to 67108864 (2^26)",
             ));
         }
-        if !(7..=30).contains(&self.keys.deletion_window_days) {
+        if !portico_platform::crypto::keys::DELETION_WINDOW_DAYS
+            .contains(&self.keys.deletion_window_days)
+        {
             return Err(ConfigError::new(
                 "keys.deletion_window_days",
                 "must be 7 to 30",

@@ -15,9 +15,6 @@ use tokio::process::{Child, Command};
 use crate::postgres::PostgresTestDb;
 use crate::postgres_requested;
 
-/// The host of the platform itself, where no tenant lives.
-pub const PLATFORM_HOST: &str = "localhost";
-
 /// A `portico serve` process for one test.
 #[derive(Debug)]
 pub struct TestApp {

@@ -24,6 +24,7 @@ use aws_sdk_kms::types::{DataKeySpec, KeySpec, KeyState as AwsKeyState, KeyUsage
 use chrono::{DateTime, Utc};
 use portico_platform::crypto::keys::{
     DataKey, EncryptionContext, GeneratedKey, KeyError, KeyRef, KeyService, KeyState,
+    check_deletion_window,
 };
 use portico_platform::ids::TenantId;
 
@@ -275,11 +276,7 @@ impl KeyService for AwsKms {
         key: &KeyRef,
         window_days: u32,
     ) -> Result<DateTime<Utc>, KeyError> {
-        if !(7..=30).contains(&window_days) {
-            return Err(KeyError::Invalid(
-                "the deletion window must be 7 to 30 days",
-            ));
-        }
+        check_deletion_window(window_days)?;
         let output = self
             .client
             .schedule_key_deletion()

@@ -30,6 +30,7 @@ use chrono::{DateTime, Duration, Utc};
 use portico_platform::clock::Clock;
 use portico_platform::crypto::keys::{
     DATA_KEY_LEN, DataKey, EncryptionContext, GeneratedKey, KeyError, KeyRef, KeyService, KeyState,
+    check_deletion_window,
 };
 use portico_platform::db::Db;
 use portico_platform::entropy::Entropy;
@@ -302,11 +303,7 @@ impl KeyService for LocalKeyService {
         key: &KeyRef,
         window_days: u32,
     ) -> Result<DateTime<Utc>, KeyError> {
-        if !(7..=30).contains(&window_days) {
-            return Err(KeyError::Invalid(
-                "the deletion window must be 7 to 30 days",
-            ));
-        }
+        check_deletion_window(window_days)?;
         self.usable(key).await?;
         let at = self.clock.now() + Duration::days(i64::from(window_days));
         entity::keys::Entity::update_many()

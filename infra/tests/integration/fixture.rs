@@ -78,6 +78,18 @@ impl Platform {
         }
     }
 
+    /// A vault on the same database and key service with an empty cache, as another node
+    /// would have.
+    pub fn cold_vault(&self) -> Vault {
+        Vault::new(
+            self.db.clone(),
+            self.keys.clone(),
+            CacheLimits::default(),
+            Arc::new(self.clock.clone()),
+            Arc::new(SeededEntropy::new(5)),
+        )
+    }
+
     /// Creates a tenant as an operator would.
     pub async fn tenant(&self, slug: &str) -> Tenant {
         let new = NewTenant {

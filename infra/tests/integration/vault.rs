@@ -5,7 +5,7 @@ use chrono::Duration;
 use portico_platform::crypto::cache::CacheLimits;
 use portico_platform::crypto::keys::{EncryptionContext, KeyError, KeyPurpose, KeyService};
 use portico_platform::crypto::seal::{Place, SealError};
-use portico_platform::crypto::vault::{Vault, VaultError};
+use portico_platform::crypto::vault::VaultError;
 use portico_platform::ids::TenantId;
 use portico_tests::TestDatabase;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
@@ -154,13 +154,7 @@ async fn the_key_service_is_asked_once_per_data_key_not_once_per_value() {
     );
 
     // A node that has not seen these keys yet: 10,000 opens across the 100 tenants.
-    let cold = Vault::new(
-        p.db.clone(),
-        p.keys.clone(),
-        CacheLimits::default(),
-        std::sync::Arc::new(p.clock.clone()),
-        std::sync::Arc::new(portico_platform::entropy::SeededEntropy::new(5)),
-    );
+    let cold = p.cold_vault();
     let before = p.keys.calls();
     for (tenant, value) in &sealed {
         let tx = p.db.begin(*tenant).await.unwrap();
@@ -460,13 +454,7 @@ async fn rotation_and_rewrapping_keep_sealed_data_readable() {
     assert_eq!(p.vault.rewrap(sunrise.id).await.unwrap(), 1);
 
     // A node with a cold cache must unwrap the re-wrapped key.
-    let cold = Vault::new(
-        p.db.clone(),
-        p.keys.clone(),
-        CacheLimits::default(),
-        std::sync::Arc::new(p.clock.clone()),
-        std::sync::Arc::new(portico_platform::entropy::SeededEntropy::new(9)),
-    );
+    let cold = p.cold_vault();
     let tx = p.db.begin(sunrise.id).await.unwrap();
     let opened = cold
         .open(&tx, &place(sunrise.id, "m1"), &before)

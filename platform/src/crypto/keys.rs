@@ -16,6 +16,21 @@ use crate::ids::TenantId;
 /// The length of a data key: AES-256.
 pub const DATA_KEY_LEN: usize = 32;
 
+/// Days between scheduling a tenant key's deletion and its destruction: AWS KMS's own
+/// bounds, which every key service here keeps.
+pub const DELETION_WINDOW_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
+
+/// Refuses a deletion window outside [`DELETION_WINDOW_DAYS`].
+pub fn check_deletion_window(days: u32) -> Result<(), KeyError> {
+    if DELETION_WINDOW_DAYS.contains(&days) {
+        Ok(())
+    } else {
+        Err(KeyError::Invalid(
+            "the deletion window must be 7 to 30 days",
+        ))
+    }
+}
+
 /// A plaintext data key, wiped from memory when dropped. Prints as `***`.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct DataKey([u8; DATA_KEY_LEN]);
