@@ -19,7 +19,8 @@ use sea_orm::sea_query::IntoCondition;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, DeleteMany, EntityTrait, IntoActiveModel, QueryFilter,
-    Select, SqlErr, Statement, TransactionTrait, UpdateMany,
+    Select, SqlErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    UpdateMany,
 };
 
 use crate::ids::TenantId;
@@ -104,7 +105,29 @@ impl Db {
 
     /// Starts a unit of work on one tenant's data.
     pub async fn begin(&self, tenant: TenantId) -> Result<TenantTx, DbError> {
-        let tx = self.conn.begin().await?;
+        self.begin_with(tenant, TransactionOptions::default()).await
+    }
+
+    /// Starts a unit of work that will write after it has read, such as an audited access.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that reads and then writes fails outright if another connection committed in
+    /// between. Anything that needs its own write (the vault making a data key) must
+    /// happen before such a unit starts. On PostgreSQL it is an ordinary transaction.
+    pub async fn begin_serialized(&self, tenant: TenantId) -> Result<TenantTx, DbError> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.begin_with(tenant, options).await
+    }
+
+    async fn begin_with(
+        &self,
+        tenant: TenantId,
+        options: TransactionOptions,
+    ) -> Result<TenantTx, DbError> {
+        let tx = self.conn.begin_with_options(options).await?;
         if tx.get_database_backend() == DbBackend::Postgres {
             // `SET LOCAL` takes no bind parameters; `set_config(…, true)` is the same thing
             // as a function, so the id is bound rather than spliced into SQL.

@@ -87,6 +87,11 @@ id_type!(
     DataKeyId
 );
 
+id_type!(
+    /// A patient of one clinic: the person whose record it is.
+    PatientId
+);
+
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;

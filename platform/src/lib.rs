@@ -3,6 +3,7 @@
 //! Nothing here talks to the network. Time and randomness come in through [`clock::Clock`]
 //! and [`entropy::Entropy`]; tenant data is reached only through [`db::TenantTx`].
 
+pub mod audit;
 pub mod clock;
 pub mod crypto;
 pub mod db;

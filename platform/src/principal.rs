@@ -1,11 +1,11 @@
 //! Who is acting: every platform service method takes one of these.
 
-use crate::ids::RequestId;
+use crate::ids::{PatientId, RequestId, TenantId};
 
 /// The actor behind a call into a platform service.
 ///
-/// Sign-in does not exist yet; patients and staff join this type when it does. Each variant
-/// carries only ids, never names, so a principal can be logged and audited as it is.
+/// Each variant carries only ids, never names, so a principal can be logged and audited as
+/// it is. Staff and proxies join this type with sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// Someone not signed in, reaching public information such as a portal's branding.
@@ -18,4 +18,13 @@ pub enum Principal {
     Operator,
     /// Portico itself: start-up, migrations, background work.
     System,
+    /// A patient, signed in to their clinic's portal, acting on their own record.
+    Patient {
+        /// The clinic.
+        tenant: TenantId,
+        /// Who they are in that clinic.
+        patient: PatientId,
+        /// The session they act through (its id, never its token).
+        session: String,
+    },
 }
