@@ -114,4 +114,19 @@ impl KeyService for CountingKeys {
         self.check()?;
         self.inner.describe(key).await
     }
+
+    async fn create_mac_key(&self, name: &str) -> Result<KeyRef, KeyError> {
+        self.check()?;
+        self.inner.create_mac_key(name).await
+    }
+
+    async fn generate_mac(&self, key: &KeyRef, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.check()?;
+        self.inner.generate_mac(key, message).await
+    }
+
+    async fn verify_mac(&self, key: &KeyRef, message: &[u8], mac: &[u8]) -> Result<bool, KeyError> {
+        self.check()?;
+        self.inner.verify_mac(key, message, mac).await
+    }
 }

@@ -14,13 +14,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_kms::Client;
 use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{DataKeySpec, KeySpec, KeyState as AwsKeyState, KeyUsageType, Tag};
+use aws_sdk_kms::types::{
+    DataKeySpec, KeySpec, KeyState as AwsKeyState, KeyUsageType, MacAlgorithmSpec, Tag,
+};
 use chrono::{DateTime, Utc};
 use portico_platform::crypto::keys::{
     DataKey, EncryptionContext, GeneratedKey, KeyError, KeyRef, KeyService, KeyState,
@@ -48,17 +48,8 @@ pub enum AwsConfigError {
 impl AwsKms {
     /// Loads AWS settings from the environment and the standard credentials chain.
     pub async fn from_environment(platform_role_arn: &str) -> Result<Self, AwsConfigError> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(4))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(5))
-                    .operation_timeout(Duration::from_secs(15))
-                    .build(),
-            )
-            .load()
-            .await;
+        // Short timeouts: an outage should fail requests quickly, not hold them.
+        let sdk = crate::aws::sdk_config(Duration::from_secs(5), Duration::from_secs(15)).await;
 
         Self::new(&sdk, platform_role_arn)
     }
@@ -110,6 +101,37 @@ impl AwsKms {
                         "kms:DescribeKey", "kms:CreateAlias", "kms:EnableKeyRotation",
                         "kms:RotateKeyOnDemand", "kms:ScheduleKeyDeletion"
                     ],
+                    "Resource": "*"
+                }
+            ]
+        })
+        .to_string()
+    }
+
+    /// The key policy for a platform MAC key: only the platform's role may sign and check
+    /// with it; administrators may manage it but not use it.
+    pub fn mac_key_policy(&self) -> String {
+        let account = account_of(&self.platform_role_arn).unwrap_or("000000000000");
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Id": "portico-platform-mac",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministersButCannotUse",
+                    "Effect": "Allow",
+                    "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
+                    "Action": [
+                        "kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Update*",
+                        "kms:Enable*", "kms:Disable*", "kms:TagResource", "kms:UntagResource",
+                        "kms:CreateAlias", "kms:DeleteAlias"
+                    ],
+                    "Resource": "*"
+                },
+                {
+                    "Sid": "PorticoSignsAndChecks",
+                    "Effect": "Allow",
+                    "Principal": { "AWS": self.platform_role_arn },
+                    "Action": ["kms:GenerateMac", "kms:VerifyMac", "kms:DescribeKey"],
                     "Resource": "*"
                 }
             ]
@@ -290,6 +312,92 @@ impl KeyService for AwsKms {
             .deletion_date()
             .and_then(|date| DateTime::from_timestamp(date.secs(), 0))
             .ok_or(KeyError::Invalid("ScheduleKeyDeletion returned no date"))
+    }
+
+    async fn create_mac_key(&self, name: &str) -> Result<KeyRef, KeyError> {
+        let alias = format!("alias/portico/platform/{name}");
+        // One per deployment: a database restored or rebuilt against the same account finds
+        // the key it signed with before, rather than failing on the alias or orphaning it.
+        match self.client.describe_key().key_id(&alias).send().await {
+            Ok(found) => {
+                if let Some(metadata) = found.key_metadata()
+                    && metadata.key_usage() == Some(&KeyUsageType::GenerateVerifyMac)
+                {
+                    return Ok(KeyRef(metadata.key_id().to_owned()));
+                }
+                return Err(KeyError::Invalid(
+                    "the platform MAC alias names a non-MAC key",
+                ));
+            }
+            Err(err) if err.code() == Some("NotFoundException") => {}
+            Err(err) => return Err(kms_error(err)),
+        }
+        let created = self
+            .client
+            .create_key()
+            .key_spec(KeySpec::Hmac256)
+            .key_usage(KeyUsageType::GenerateVerifyMac)
+            .description(format!("Portico: platform key {name}"))
+            .policy(self.mac_key_policy())
+            .tags(
+                Tag::builder()
+                    .tag_key("portico:purpose")
+                    .tag_value(name)
+                    .build()
+                    .map_err(|_| KeyError::Invalid("tag"))?,
+            )
+            .send()
+            .await
+            .map_err(kms_error)?;
+        let key_id = created
+            .key_metadata()
+            .ok_or(KeyError::Invalid("CreateKey returned no key"))?
+            .key_id()
+            .to_owned();
+        self.client
+            .create_alias()
+            .alias_name(alias)
+            .target_key_id(&key_id)
+            .send()
+            .await
+            .map_err(kms_error)?;
+
+        Ok(KeyRef(key_id))
+    }
+
+    async fn generate_mac(&self, key: &KeyRef, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let output = self
+            .client
+            .generate_mac()
+            .key_id(&key.0)
+            .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+            .message(Blob::new(message))
+            .send()
+            .await
+            .map_err(kms_error)?;
+
+        output
+            .mac()
+            .map(|mac| mac.as_ref().to_vec())
+            .ok_or(KeyError::Invalid("GenerateMac returned no MAC"))
+    }
+
+    async fn verify_mac(&self, key: &KeyRef, message: &[u8], mac: &[u8]) -> Result<bool, KeyError> {
+        let result = self
+            .client
+            .verify_mac()
+            .key_id(&key.0)
+            .mac_algorithm(MacAlgorithmSpec::HmacSha256)
+            .message(Blob::new(message))
+            .mac(Blob::new(mac))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.mac_valid()),
+            // KMS answers a wrong MAC with an error rather than `MacValid: false`.
+            Err(err) if err.code() == Some("KMSInvalidMacException") => Ok(false),
+            Err(err) => Err(kms_error(err)),
+        }
     }
 
     async fn describe(&self, key: &KeyRef) -> Result<KeyState, KeyError> {

@@ -27,6 +27,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
 use portico_platform::clock::Clock;
 use portico_platform::crypto::keys::{
     DATA_KEY_LEN, DataKey, EncryptionContext, GeneratedKey, KeyError, KeyRef, KeyService, KeyState,
@@ -36,9 +37,17 @@ use portico_platform::db::Db;
 use portico_platform::entropy::Entropy;
 use portico_platform::ids::{TenantId, new_uuid};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 const NONCE_LEN: usize = 12;
+
+/// The id prefix of a key that wraps data keys (a tenant's key).
+const ENCRYPTION_KEY: &str = "lk-";
+/// The id prefix of a key that makes HMACs (the platform's checkpoint key).
+const MAC_KEY: &str = "lm-";
+
+type HmacSha256 = Hmac<Sha256>;
 
 /// The root key, read from its file. Prints as `***`.
 pub struct RootKey(DataKey);
@@ -117,6 +126,58 @@ impl LocalKeyService {
         }
     }
 
+    /// Makes a key with fresh material, sealed under the root key. Like a KMS key id, the id
+    /// is opaque and not derived from its owner; its prefix records what it may be used for.
+    async fn create_key(&self, usage: &str, alias: &str) -> Result<KeyRef, KeyError> {
+        let key_id = format!(
+            "{usage}{}",
+            new_uuid(self.clock.as_ref(), self.entropy.as_ref())
+        );
+        let now = self.clock.now();
+        let mut material = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        self.entropy.fill(material.as_mut());
+        let sealed = seal(
+            &self.root.0,
+            &material_aad(&key_id, 1),
+            material.as_ref(),
+            self.entropy.as_ref(),
+        );
+
+        entity::keys::Entity::insert(entity::keys::ActiveModel {
+            key_id: Set(key_id.clone()),
+            alias: Set(alias.to_owned()),
+            state: Set("enabled".to_owned()),
+            deletion_at: Set(None),
+            created_at: Set(now),
+        })
+        .exec(self.db.platform())
+        .await
+        .map_err(Self::unavailable)?;
+        entity::versions::Entity::insert(entity::versions::ActiveModel {
+            key_id: Set(key_id.clone()),
+            version: Set(1),
+            material: Set(sealed),
+            created_at: Set(now),
+        })
+        .exec(self.db.platform())
+        .await
+        .map_err(Self::unavailable)?;
+
+        Ok(KeyRef(key_id))
+    }
+
+    /// The HMAC under a MAC key's newest version.
+    async fn mac(&self, key: &KeyRef) -> Result<HmacSha256, KeyError> {
+        if !key.0.starts_with(MAC_KEY) {
+            return Err(KeyError::Invalid("not a MAC key"));
+        }
+        self.usable(key).await?;
+        let (_, material) = self.material(key, None).await?;
+
+        <HmacSha256 as Mac>::new_from_slice(material.expose())
+            .map_err(|_| KeyError::Invalid("MAC key"))
+    }
+
     fn unavailable(err: sea_orm::DbErr) -> KeyError {
         KeyError::Unavailable(Box::new(err))
     }
@@ -173,43 +234,8 @@ impl KeyService for LocalKeyService {
     }
 
     async fn create_tenant_key(&self, _tenant: TenantId, slug: &str) -> Result<KeyRef, KeyError> {
-        // Like a KMS key id: opaque, and not derived from the tenant (tenants may get
-        // several keys over time; the encryption context is what binds a use to one).
-        let key_id = format!(
-            "lk-{}",
-            new_uuid(self.clock.as_ref(), self.entropy.as_ref())
-        );
-        let now = self.clock.now();
-        let mut material = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        self.entropy.fill(material.as_mut());
-        let sealed = seal(
-            &self.root.0,
-            &material_aad(&key_id, 1),
-            material.as_ref(),
-            self.entropy.as_ref(),
-        );
-
-        entity::keys::Entity::insert(entity::keys::ActiveModel {
-            key_id: Set(key_id.clone()),
-            alias: Set(format!("alias/portico/tenant/{slug}")),
-            state: Set("enabled".to_owned()),
-            deletion_at: Set(None),
-            created_at: Set(now),
-        })
-        .exec(self.db.platform())
-        .await
-        .map_err(Self::unavailable)?;
-        entity::versions::Entity::insert(entity::versions::ActiveModel {
-            key_id: Set(key_id.clone()),
-            version: Set(1),
-            material: Set(sealed),
-            created_at: Set(now),
-        })
-        .exec(self.db.platform())
-        .await
-        .map_err(Self::unavailable)?;
-
-        Ok(KeyRef(key_id))
+        self.create_key(ENCRYPTION_KEY, &format!("alias/portico/tenant/{slug}"))
+            .await
     }
 
     async fn generate_data_key(
@@ -217,6 +243,9 @@ impl KeyService for LocalKeyService {
         key: &KeyRef,
         context: &EncryptionContext,
     ) -> Result<GeneratedKey, KeyError> {
+        if !key.0.starts_with(ENCRYPTION_KEY) {
+            return Err(KeyError::Invalid("not an encryption key"));
+        }
         self.usable(key).await?;
         let (version, master) = self.material(key, None).await?;
         let mut plaintext = [0u8; DATA_KEY_LEN];
@@ -317,6 +346,28 @@ impl KeyService for LocalKeyService {
         Ok(at)
     }
 
+    async fn create_mac_key(&self, name: &str) -> Result<KeyRef, KeyError> {
+        self.create_key(MAC_KEY, &format!("alias/portico/platform/{name}"))
+            .await
+    }
+
+    async fn generate_mac(&self, key: &KeyRef, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        check_mac_message(message)?;
+        let mut mac = self.mac(key).await?;
+        mac.update(message);
+
+        Ok(mac.finalize().into_bytes().to_vec())
+    }
+
+    async fn verify_mac(&self, key: &KeyRef, message: &[u8], tag: &[u8]) -> Result<bool, KeyError> {
+        check_mac_message(message)?;
+        let mut mac = self.mac(key).await?;
+        mac.update(message);
+
+        // Constant-time comparison.
+        Ok(mac.verify_slice(tag).is_ok())
+    }
+
     async fn describe(&self, key: &KeyRef) -> Result<KeyState, KeyError> {
         let row = entity::keys::Entity::find_by_id(key.0.clone())
             .one(self.db.platform())
@@ -329,6 +380,14 @@ impl KeyService for LocalKeyService {
             _ => KeyState::Enabled,
         })
     }
+}
+
+/// KMS's own bound on a MAC message.
+fn check_mac_message(message: &[u8]) -> Result<(), KeyError> {
+    if message.is_empty() || message.len() > 4096 {
+        return Err(KeyError::Invalid("a MAC message must be 1 to 4096 bytes"));
+    }
+    Ok(())
 }
 
 fn material_aad(key_id: &str, version: i32) -> Vec<u8> {

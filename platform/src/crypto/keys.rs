@@ -200,6 +200,16 @@ pub trait KeyService: Send + Sync + fmt::Debug {
 
     /// The key's state.
     async fn describe(&self, key: &KeyRef) -> Result<KeyState, KeyError>;
+
+    /// Creates a key the platform itself signs with (HMAC-SHA-256), called `name` where the
+    /// service has names. Its material never leaves the service.
+    async fn create_mac_key(&self, name: &str) -> Result<KeyRef, KeyError>;
+
+    /// HMAC-SHA-256 of `message` (at most 4,096 bytes) under a MAC key.
+    async fn generate_mac(&self, key: &KeyRef, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+
+    /// Whether `mac` is the HMAC-SHA-256 of `message` under the key.
+    async fn verify_mac(&self, key: &KeyRef, message: &[u8], mac: &[u8]) -> Result<bool, KeyError>;
 }
 
 #[cfg(test)]
