@@ -5,6 +5,7 @@
 //! here, with the request's ids but nothing the client sent.
 
 use async_graphql::{Error, ErrorExtensions};
+use portico_platform::audit::AuditError;
 use portico_tenants::TenantError;
 
 /// Stable error codes, part of the API contract.
@@ -24,10 +25,14 @@ pub enum ErrorCode {
     AliasLimit,
     /// The request batches too many operations.
     BatchLimit,
+    /// The caller must sign in first.
+    Unauthenticated,
     /// The caller may not do this.
     Forbidden,
     /// The thing asked for does not exist, or is not the caller's to see.
     NotFound,
+    /// A service Portico depends on (the key service) is unreachable; try again later.
+    Unavailable,
     /// Something failed inside Portico.
     Internal,
 }
@@ -43,8 +48,10 @@ impl ErrorCode {
             Self::ComplexityLimit => "COMPLEXITY_LIMIT",
             Self::AliasLimit => "ALIAS_LIMIT",
             Self::BatchLimit => "BATCH_LIMIT",
+            Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -66,9 +73,24 @@ pub(crate) fn from_tenant(err: TenantError) -> Error {
         | TenantError::SlugTaken(_)
         | TenantError::DomainTaken(_)
         | TenantError::InvalidState(_) => ErrorCode::ValidationFailed.error(err.to_string()),
-        TenantError::Database(_) | TenantError::KeyService(_) | TenantError::Vault(_) => {
-            internal(&err)
+        TenantError::Database(_)
+        | TenantError::KeyService(_)
+        | TenantError::Vault(_)
+        | TenantError::Audit(_) => internal(&err),
+    }
+}
+
+/// Translates an audit failure for the client. A failure to write the audit event is an
+/// internal error: the data it guarded was not returned.
+pub(crate) fn from_audit(err: AuditError) -> Error {
+    match err {
+        AuditError::Forbidden => ErrorCode::Forbidden.error("Not allowed."),
+        AuditError::KeyService(_) => {
+            tracing::error!(error = %ErrorChain(&err), "request failed");
+            ErrorCode::Unavailable
+                .error("A service Portico depends on is unavailable; try again shortly.")
         }
+        _ => internal(&err),
     }
 }
 

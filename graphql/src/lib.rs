@@ -9,6 +9,7 @@ mod limits;
 mod query;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use portico_platform::audit::AuditTrail;
 use portico_platform::principal::Principal;
 use portico_tenants::{Tenant, TenantService};
 
@@ -40,9 +41,15 @@ pub struct RequestContext {
 
 /// Builds the schema. Introspection is served only in development: in production the API's
 /// shape is published as `graphql/schema.graphql`, not discoverable by anyone who asks.
-pub fn build_schema(tenants: TenantService, limits: Limits, development: bool) -> PorticoSchema {
+pub fn build_schema(
+    tenants: TenantService,
+    audit: AuditTrail,
+    limits: Limits,
+    development: bool,
+) -> PorticoSchema {
     let builder = Schema::build(Query, EmptyMutation, EmptySubscription)
         .data(tenants)
+        .data(audit)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(8)

@@ -1,6 +1,9 @@
 //! The root query type.
 
 use async_graphql::{Context, Object, Result, SimpleObject};
+use portico_platform::audit::AuditTrail;
+use portico_platform::audit::access_log;
+use portico_platform::principal::Principal;
 use portico_tenants::TenantService;
 
 use crate::RequestContext;
@@ -21,8 +24,96 @@ pub struct TenantInfo {
     default_locale: String,
 }
 
+/// A page of the accesses to the signed-in patient's record, newest first.
+#[derive(Debug, SimpleObject)]
+pub struct AccessLogPage {
+    /// The accesses.
+    entries: Vec<AccessLogEntry>,
+    /// Pass as `before` for the next, older page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// One access to the patient's record.
+#[derive(Debug, SimpleObject)]
+pub struct AccessLogEntry {
+    /// When, in RFC 3339 (UTC).
+    at: String,
+    /// Who.
+    who: Accessor,
+    /// What they did: read, search, create, update, delete, export, share, sign_in, …
+    action: String,
+    /// What kind of data: a FHIR resource type such as Observation or DocumentReference.
+    data_kind: String,
+    /// success, denied or failed.
+    outcome: String,
+    /// Why: treatment, payment, operations, patient_request, legal or system.
+    purpose: String,
+}
+
+/// Who accessed the record.
+#[derive(Debug, SimpleObject)]
+pub struct Accessor {
+    /// patient, proxy, staff, app, system or operator.
+    kind: String,
+    /// A staff member's or app's name, as the clinic registered it.
+    name: Option<String>,
+    /// A staff member's role.
+    role: Option<String>,
+    /// Whether it was you.
+    is_you: bool,
+}
+
 #[Object]
 impl Query {
+    /// Who has opened your record: every access to your data, newest first. Only a
+    /// signed-in patient may ask, and only about themselves.
+    async fn access_log(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "How many entries, 1 to 100.")] first: i32,
+        #[graphql(desc = "The `nextCursor` of the previous page.")] before: Option<String>,
+    ) -> Result<AccessLogPage> {
+        let request = request_context(ctx)?;
+        match &request.principal {
+            Principal::Patient { tenant, .. } if *tenant == request.tenant.id => {}
+            Principal::Patient { .. } => return Err(ErrorCode::Forbidden.error("Not allowed.")),
+            _ => {
+                return Err(
+                    ErrorCode::Unauthenticated.error("Sign in to see who has opened your record.")
+                );
+            }
+        }
+        if !(1..=100).contains(&first) {
+            return Err(ErrorCode::ValidationFailed.error("`first` must be 1 to 100."));
+        }
+        let before = match before {
+            Some(cursor) => Some(
+                cursor
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|seq| *seq > 0)
+                    .ok_or_else(|| {
+                        ErrorCode::ValidationFailed.error("`before` is not a cursor from this log.")
+                    })?,
+            ),
+            None => None,
+        };
+        let page = ctx
+            .data::<AuditTrail>()?
+            .access_log(
+                &request.principal,
+                u64::try_from(first).unwrap_or(20),
+                before,
+            )
+            .await
+            .map_err(error::from_audit)?;
+
+        Ok(AccessLogPage {
+            entries: page.entries.into_iter().map(entry).collect(),
+            next_cursor: page.next.map(|seq| seq.to_string()),
+        })
+    }
+
     /// The clinic this portal belongs to.
     async fn tenant(&self, ctx: &Context<'_>) -> Result<TenantInfo> {
         let request = request_context(ctx)?;
@@ -44,4 +135,20 @@ fn request_context<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext> {
     // The HTTP edge always supplies it; its absence is a wiring fault, not a client error.
     ctx.data_opt::<RequestContext>()
         .ok_or_else(|| ErrorCode::Internal.error("Internal error."))
+}
+
+fn entry(entry: access_log::AccessLogEntry) -> AccessLogEntry {
+    AccessLogEntry {
+        at: entry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        who: Accessor {
+            kind: entry.who.kind.code().to_owned(),
+            name: entry.who.name,
+            role: entry.who.role,
+            is_you: entry.who.is_you,
+        },
+        action: entry.action.code().to_owned(),
+        data_kind: entry.resource_type,
+        outcome: entry.outcome.code().to_owned(),
+        purpose: entry.purpose.code().to_owned(),
+    }
 }

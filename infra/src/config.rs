@@ -45,6 +45,8 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     /// Each tenant's own key, and the data keys that seal its PHI.
     pub keys: KeysConfig,
+    /// The audit trail's checkpoints and archive.
+    pub audit: AuditConfig,
     /// Log output.
     pub logging: LoggingConfig,
 }
@@ -241,6 +243,57 @@ pub struct AwsKeysConfig {
     pub platform_role_arn: Option<String>,
 }
 
+/// The audit trail's checkpoints and archive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Seconds between checkpoint runs of `portico serve` (each tenant whose chain grew
+    /// gets a signed checkpoint in the archive). A failed run is retried sooner.
+    pub checkpoint_interval_secs: u64,
+    /// Events older than this many days are also copied to the archive as NDJSON segments
+    /// (they stay in the database too). 0 turns segments off.
+    pub segment_after_days: u32,
+    /// Where checkpoints and segments go.
+    pub archive: ArchiveConfig,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 3600,
+            segment_after_days: 90,
+            archive: ArchiveConfig::default(),
+        }
+    }
+}
+
+/// Where the audit archive lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveProvider {
+    /// A local directory (write-once files).
+    #[default]
+    Local,
+    /// An S3 bucket with Object Lock in COMPLIANCE mode, six years' retention.
+    S3,
+}
+
+/// The audit archive.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// `local` (the embedded default) or `s3`.
+    pub provider: ArchiveProvider,
+    /// The local archive's directory [default: `<data_dir>/audit-archive`].
+    pub dir: Option<PathBuf>,
+    /// The S3 bucket; it must have Object Lock enabled. Required with `provider = "s3"`.
+    /// Region, credentials and endpoint come from the standard AWS settings
+    /// (`AWS_ENDPOINT_URL_S3`).
+    pub bucket: Option<String>,
+    /// A key prefix inside the bucket.
+    pub prefix: String,
+}
+
 /// Log output. The level comes from `PORTICO_LOG` (e.g. `info`, `portico=debug`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -279,6 +332,7 @@ impl Default for Config {
             tenancy: TenancyConfig::default(),
             graphql: GraphqlConfig::default(),
             keys: KeysConfig::default(),
+            audit: AuditConfig::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -389,6 +443,15 @@ impl Config {
         }
     }
 
+    /// The local audit archive's directory.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.audit
+            .archive
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-archive"))
+    }
+
     /// The embedded database's file.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("portico.db")
@@ -445,6 +508,25 @@ impl Config {
             return Err(ConfigError::new(
                 "keys.cache_max_entries",
                 "must be greater than zero",
+            ));
+        }
+        if !(60..=86_400).contains(&self.audit.checkpoint_interval_secs) {
+            return Err(ConfigError::new(
+                "audit.checkpoint_interval_secs",
+                "must be 60 to 86400",
+            ));
+        }
+        if self.audit.archive.provider == ArchiveProvider::S3
+            && self
+                .audit
+                .archive
+                .bucket
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::new(
+                "audit.archive.bucket",
+                "is required with audit.archive.provider = \"s3\"",
             ));
         }
         if self.tenancy.cache_ttl_secs > 3600 {

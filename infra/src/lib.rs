@@ -1,6 +1,8 @@
 //! Portico's edges with the world: configuration, the database, the HTTP server, and the
 //! commands of the `portico` binary.
 
+pub mod audit;
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod database;

@@ -3,13 +3,19 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+use portico_platform::audit::AuditTrail;
+use portico_platform::audit::archive::ArchiveSink;
+use portico_platform::audit::checkpoint::Checkpointer;
 use portico_platform::clock::{Clock, SystemClock};
 use portico_platform::crypto::vault::Vault;
 use portico_platform::db::Db;
 use portico_platform::entropy::{Entropy, SystemEntropy};
 use portico_tenants::TenantService;
 
-use crate::config::Config;
+use crate::audit::local::LocalArchive;
+use crate::audit::s3::S3Archive;
+use crate::config::{ArchiveProvider, Config};
 use crate::keys;
 
 /// Every platform service, sharing one pool, clock and entropy.
@@ -21,6 +27,10 @@ pub struct Services {
     pub vault: Vault,
     /// The tenant registry.
     pub tenants: TenantService,
+    /// The audit trail.
+    pub audit: AuditTrail,
+    /// Signs and archives the audit trail.
+    pub checkpointer: Checkpointer,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The entropy.
@@ -41,13 +51,50 @@ impl Services {
             entropy.clone(),
         );
         let tenants = TenantService::new(db.clone(), vault.clone(), clock.clone(), entropy.clone());
+        let audit = AuditTrail::new(db.clone(), clock.clone());
+        let segment_after = match config.audit.segment_after_days {
+            0 => None,
+            days => Some(chrono::Duration::days(i64::from(days))),
+        };
+        let checkpointer = Checkpointer::new(
+            audit.clone(),
+            vault.key_service().clone(),
+            archive_sink(config, clock.clone()).await?,
+            segment_after,
+        );
 
         Ok(Self {
             db,
             vault,
             tenants,
+            audit,
+            checkpointer,
             clock,
             entropy,
         })
+    }
+}
+
+/// The audit archive the configuration names. An S3 bucket without Object Lock is refused.
+async fn archive_sink(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn ArchiveSink>> {
+    match config.audit.archive.provider {
+        ArchiveProvider::Local => {
+            let dir = config.archive_dir();
+            let archive = LocalArchive::new(dir.clone())
+                .with_context(|| format!("audit.archive.dir ({})", dir.display()))?;
+            Ok(Arc::new(archive))
+        }
+        ArchiveProvider::S3 => {
+            // `Config::load` requires the bucket for s3.
+            let bucket = config.audit.archive.bucket.clone().unwrap_or_default();
+            let archive =
+                S3Archive::from_environment(bucket, config.audit.archive.prefix.clone(), clock)
+                    .await;
+            archive.check().await.context("audit.archive.bucket")?;
+            Ok(Arc::new(archive))
+        }
     }
 }

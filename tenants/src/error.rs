@@ -1,5 +1,6 @@
 //! What can go wrong with a tenant, in words an operator or a client can act on.
 
+use portico_platform::audit::AuditError;
 use portico_platform::crypto::keys::KeyError;
 use portico_platform::crypto::vault::VaultError;
 use portico_platform::db::DbError;
@@ -37,6 +38,9 @@ pub enum TenantError {
     /// The tenant's key could not be recorded or used.
     #[error("the tenant's key could not be used")]
     Vault(#[from] VaultError),
+    /// The change's audit event could not be written, so the change was not made.
+    #[error("the audit trail could not record the change")]
+    Audit(#[from] AuditError),
     /// The database failed; details are in the source, for the server log only.
     #[error("database error")]
     Database(#[from] DbError),

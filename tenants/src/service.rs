@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use portico_platform::audit::{Action, Actor, AuditError, AuditTrail, NewEvent, Purpose};
 use portico_platform::clock::Clock;
 use portico_platform::crypto::keys::KeyRef;
 use portico_platform::crypto::vault::Vault;
@@ -103,6 +104,9 @@ const MAX_DISPLAY_NAME_CHARS: usize = 200;
 pub struct TenantService {
     db: Db,
     vault: Vault,
+    /// Each tenant's lifecycle (created, suspended, resumed, offboarded) is recorded in its
+    /// own audit chain, in the same transaction as the change.
+    audit: AuditTrail,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     /// Bumped on every change this process makes, so resolvers built on this service
@@ -114,6 +118,7 @@ impl TenantService {
     /// A registry over `db`, provisioning each tenant's key through `vault`.
     pub fn new(db: Db, vault: Vault, clock: Arc<dyn Clock>, entropy: Arc<dyn Entropy>) -> Self {
         Self {
+            audit: AuditTrail::new(db.clone(), clock.clone()),
             db,
             vault,
             clock,
@@ -139,7 +144,7 @@ impl TenantService {
             .create_tenant_key(id, new.slug.as_str())
             .await
             .map_err(TenantError::KeyService)?;
-        if let Err(err) = self.insert(id, &new, &display_name, &key, now).await {
+        if let Err(err) = self.insert(actor, id, &new, &display_name, &key, now).await {
             if let Err(cleanup) = self.vault.key_service().schedule_deletion(&key, 7).await {
                 tracing::warn!(tenant.id = %id, error = %cleanup, "could not schedule an orphaned tenant key for deletion");
             }
@@ -186,6 +191,7 @@ impl TenantService {
     /// Writes the tenant, its domains, settings and key reference: all or nothing.
     async fn insert(
         &self,
+        actor: &Principal,
         id: TenantId,
         new: &NewTenant,
         display_name: &str,
@@ -230,6 +236,9 @@ impl TenantService {
         })
         .await?;
         self.vault.register_tenant_key(&tx, key).await?;
+        self.audit
+            .append(&tx, &[lifecycle_event(actor, id, Action::Create)?])
+            .await?;
         tx.commit().await?;
 
         Ok(())
@@ -300,7 +309,7 @@ impl TenantService {
         self.vault
             .destroy_tenant_key(tenant.id, window_days)
             .await?;
-        self.write_status(&mut tenant, TenantStatus::Offboarded)
+        self.write_status(actor, &mut tenant, TenantStatus::Offboarded)
             .await?;
 
         Ok(tenant)
@@ -428,25 +437,32 @@ impl TenantService {
             return Ok(tenant);
         }
 
-        self.write_status(&mut tenant, status).await?;
+        self.write_status(actor, &mut tenant, status).await?;
 
         Ok(tenant)
     }
 
-    /// Records a tenant's new status and tells resolvers in this process.
+    /// Records a tenant's new status, with its audit event, and tells resolvers in this
+    /// process.
     async fn write_status(
         &self,
+        actor: &Principal,
         tenant: &mut Tenant,
         status: TenantStatus,
     ) -> Result<(), TenantError> {
         let now = self.clock.now();
+        let tx = self.db.begin_serialized(tenant.id).await?;
         tenants::Entity::update_many()
             .col_expr(tenants::Column::Status, status.as_str().into())
             .col_expr(tenants::Column::UpdatedAt, now.into())
             .filter(tenants::Column::Id.eq(tenant.id.as_uuid()))
-            .exec(self.db.platform())
+            .exec(tx.conn())
             .await
             .map_err(DbError::from)?;
+        self.audit
+            .append(&tx, &[lifecycle_event(actor, tenant.id, Action::Update)?])
+            .await?;
+        tx.commit().await?;
         self.changed();
         tracing::info!(tenant.id = %tenant.id, tenant.status = status.as_str(), "tenant status changed");
         tenant.status = status;
@@ -456,11 +472,28 @@ impl TenantService {
     }
 }
 
+/// The audit event for a change to the tenant itself, by an operator or by Portico.
+fn lifecycle_event(
+    actor: &Principal,
+    tenant: TenantId,
+    action: Action,
+) -> Result<NewEvent, TenantError> {
+    let actor = match actor {
+        Principal::Operator => Actor::operator(),
+        _ => Actor::system(),
+    };
+    let event = NewEvent::new(actor, action, "Organization", Purpose::Operations)
+        .and_then(|event| event.resource(&tenant.to_string()))
+        .map_err(AuditError::from)?;
+
+    Ok(event)
+}
+
 /// Only the vendor's operators and Portico itself manage the registry.
 fn require_operator(actor: &Principal) -> Result<(), TenantError> {
     match actor {
         Principal::Operator | Principal::System => Ok(()),
-        Principal::Anonymous { .. } => Err(TenantError::Forbidden),
+        Principal::Anonymous { .. } | Principal::Patient { .. } => Err(TenantError::Forbidden),
     }
 }
 

@@ -194,6 +194,17 @@ impl TestApp {
         setup.command(args).output().await.unwrap()
     }
 
+    /// The database as its owner: the SQLite file, or the PostgreSQL database's owner.
+    pub fn owner_url(&self) -> String {
+        match &self._database {
+            Some(db) => db.owner_url(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.path().join("portico.db").display()
+            ),
+        }
+    }
+
     /// The data directory the server and its CLI calls share.
     pub fn data_dir(&self) -> &std::path::Path {
         self.data_dir.path()

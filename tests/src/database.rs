@@ -52,7 +52,8 @@ impl TestDatabase {
         Database::connect(options).await.unwrap()
     }
 
-    fn owner_url(&self) -> String {
+    /// A URL for the database as its owner (the migrating role; a superuser on PostgreSQL).
+    pub fn owner_url(&self) -> String {
         match self {
             Self::Sqlite(dir) => {
                 format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display())

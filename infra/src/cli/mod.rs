@@ -19,6 +19,8 @@ use portico_tenants::{
     DomainName, NewTenant, TenantError, TenantResolver, TenantService, TenantSlug,
 };
 
+mod audit;
+
 use crate::config::{Config, DatabaseProvider, Mode, Sources};
 use crate::http::{self, AppState, EdgeSettings};
 use crate::services::Services;
@@ -52,6 +54,9 @@ enum Command {
     /// Manage tenants' keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Verify, checkpoint and export the audit trail.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -215,6 +220,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Demo(_) => demo(config).await,
         Command::Tenant(command) => tenant(command, &config).await,
         Command::Keys(command) => keys(command, &config).await,
+        Command::Audit(command) => audit::run(command, services(&config).await?).await,
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_redacted_toml());
             Ok(())
@@ -256,10 +262,17 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
     let Services {
         db,
         tenants,
+        audit,
+        checkpointer,
         clock,
         entropy,
         ..
     } = services(&config).await?;
+    let checkpoints = tokio::spawn(audit::checkpoint_schedule(
+        checkpointer,
+        tenants.clone(),
+        std::time::Duration::from_secs(config.audit.checkpoint_interval_secs),
+    ));
     let ttl = chrono::Duration::seconds(i64::try_from(config.tenancy.cache_ttl_secs).unwrap_or(5));
     let resolver = TenantResolver::new(
         tenants.clone(),
@@ -273,7 +286,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         max_aliases: config.graphql.max_aliases,
     };
     let development = config.mode == Mode::Development;
-    let schema = portico_graphql::build_schema(tenants, limits, development);
+    let schema = portico_graphql::build_schema(tenants, audit, limits, development);
     let settings = EdgeSettings {
         body_limit_bytes: config.http.body_limit_bytes,
         request_timeout: std::time::Duration::from_secs(config.http.request_timeout_secs),
@@ -301,6 +314,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
 
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_secs);
     http::serve(listener, http::app(state), http::shutdown_signal(), grace).await?;
+    checkpoints.abort();
     tracing::info!("stopped");
 
     Ok(())

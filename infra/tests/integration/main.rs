@@ -10,6 +10,8 @@
     reason = "test helpers fail loudly"
 )]
 
+mod archive;
+mod audit;
 mod aws_kms;
 mod fixture;
 mod isolation;

@@ -53,6 +53,16 @@ async fn a_bad_value_exits_2_naming_the_key() {
         ),
         ("PORTICO_GRAPHQL__MAX_DEPTH", "0", "graphql.max_depth"),
         ("PORTICO_MODE", "staging", "mode"),
+        (
+            "PORTICO_AUDIT__ARCHIVE__PROVIDER",
+            "s3",
+            "audit.archive.bucket",
+        ),
+        (
+            "PORTICO_AUDIT__CHECKPOINT_INTERVAL_SECS",
+            "5",
+            "audit.checkpoint_interval_secs",
+        ),
     ] {
         let output = portico(&["serve"], &[(key, value)]).await;
         assert_eq!(output.status.code(), Some(2), "{key}={value}");

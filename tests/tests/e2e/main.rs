@@ -8,6 +8,7 @@
     reason = "test helpers fail loudly"
 )]
 
+mod audit;
 mod config;
 mod graphql;
 mod health;
