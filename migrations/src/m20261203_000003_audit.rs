@@ -3,8 +3,10 @@
 //!
 //! Events, checkpoints and segments are append-only: a trigger refuses UPDATE, DELETE (and,
 //! on PostgreSQL, TRUNCATE) on both databases, and on PostgreSQL the server's role is
-//! granted only INSERT and SELECT on them. Only the head row is updated, under a row lock,
-//! which is what serializes appends across server nodes.
+//! granted only INSERT and SELECT on them. Only the head row changes: the trail locks it
+//! to append (which serializes appends across server nodes), and a trigger on each new
+//! event advances it — refusing an event that does not directly follow it, so the chain
+//! has no gaps or forks by construction.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -288,11 +290,27 @@ impl MigrationTrait for Migration {
     }
 }
 
-/// Installs the triggers that make the audit tables append-only.
+/// Installs the triggers that make the audit tables append-only and keep the head in step.
 async fn refuse_changes(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let conn = manager.get_connection();
     match manager.get_database_backend() {
         DbBackend::Postgres => {
+            conn.execute_unprepared(
+                "CREATE OR REPLACE FUNCTION portico_audit_advance_head() RETURNS trigger
+                 LANGUAGE plpgsql AS $$
+                 BEGIN
+                   UPDATE audit_heads SET seq = NEW.seq, hash = NEW.hash, updated_at = NEW.at
+                    WHERE tenant_id = NEW.tenant_id AND seq = NEW.seq - 1;
+                   IF NOT FOUND THEN
+                     RAISE EXCEPTION 'audit event % does not follow the chain head', NEW.seq
+                       USING ERRCODE = 'integrity_constraint_violation';
+                   END IF;
+                   RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER audit_events_advance_head AFTER INSERT ON audit_events
+                   FOR EACH ROW EXECUTE FUNCTION portico_audit_advance_head();",
+            )
+            .await?;
             conn.execute_unprepared(
                 "CREATE OR REPLACE FUNCTION portico_append_only() RETURNS trigger
                  LANGUAGE plpgsql AS $$
@@ -313,6 +331,17 @@ async fn refuse_changes(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
             }
         }
         _ => {
+            conn.execute_unprepared(
+                "CREATE TRIGGER audit_events_advance_head AFTER INSERT ON audit_events
+                 BEGIN
+                   SELECT RAISE(ABORT, 'audit event does not follow the chain head')
+                    WHERE NOT EXISTS (SELECT 1 FROM audit_heads
+                                       WHERE tenant_id = NEW.tenant_id AND seq = NEW.seq - 1);
+                   UPDATE audit_heads SET seq = NEW.seq, hash = NEW.hash, updated_at = NEW.at
+                    WHERE tenant_id = NEW.tenant_id;
+                 END;",
+            )
+            .await?;
             for table in APPEND_ONLY {
                 for verb in ["UPDATE", "DELETE"] {
                     conn.execute_unprepared(&format!(

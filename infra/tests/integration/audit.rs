@@ -360,6 +360,28 @@ async fn the_database_refuses_to_change_or_remove_audit_rows() {
             assert!(server.execute_unprepared(&sql).await.is_err(), "{sql}");
         }
     }
+    // An event that does not follow the head (a gap, or a fork at an old seq) is refused.
+    for (seq, refusal) in [
+        (10, "does not follow the chain head"),
+        (2, "does not follow the chain head|UNIQUE|duplicate key"),
+    ] {
+        let tx = f.platform.db.begin(f.sunrise.id).await.unwrap();
+        let sql = format!(
+            "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, resource_type, outcome, purpose, prev_hash, hash)
+             SELECT tenant_id, {seq}, at, actor_kind, actor_id, action, resource_type, outcome, purpose, prev_hash, hash
+               FROM audit_events WHERE tenant_id = {tenant} AND seq = 1"
+        );
+        let err = tx
+            .conn()
+            .execute_unprepared(&sql)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refusal.split('|').any(|words| err.contains(words)),
+            "{seq}: {err}"
+        );
+    }
     if owner.get_database_backend() == DbBackend::Postgres {
         let err = owner
             .execute_unprepared("TRUNCATE audit_events")
@@ -493,6 +515,13 @@ async fn rewrite_chain(f: &Fixture, events: &[portico_platform::audit::AuditEven
     attacker
         .execute_unprepared(&format!(
             "DELETE FROM audit_events WHERE tenant_id = {tenant}"
+        ))
+        .await
+        .unwrap();
+    // Back to the start, so that the head trigger (still on, on SQLite) accepts event 1.
+    attacker
+        .execute_unprepared(&format!(
+            "UPDATE audit_heads SET seq = 0 WHERE tenant_id = {tenant}"
         ))
         .await
         .unwrap();

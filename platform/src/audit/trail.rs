@@ -109,14 +109,9 @@ impl AuditTrail {
             prev = hash;
         }
 
+        // A trigger advances the head row with each event, refusing one that does not
+        // follow it (see the migration).
         events::Entity::insert_many(appended.iter().map(to_row))
-            .exec(tx.conn())
-            .await
-            .map_err(crate::db::DbError::from)?;
-        tx.update_many::<heads::Entity>()
-            .col_expr(heads::Column::Seq, seq.into())
-            .col_expr(heads::Column::Hash, prev.to_vec().into())
-            .col_expr(heads::Column::UpdatedAt, at.into())
             .exec(tx.conn())
             .await
             .map_err(crate::db::DbError::from)?;
@@ -161,28 +156,40 @@ impl AuditTrail {
         rows.into_iter().map(from_row).collect()
     }
 
-    /// Locks the tenant's head row (creating it for a first event) and reads it.
+    /// Locks the tenant's head row (creating it for the tenant's first event) and reads it.
     async fn lock_head(&self, tx: &TenantTx) -> Result<(i64, Hash), AuditError> {
-        let tenant = tx.tenant();
-        heads::Entity::insert(heads::ActiveModel {
-            tenant_id: Set(tenant.as_uuid()),
-            seq: Set(0),
-            hash: Set(chain::genesis(tenant).to_vec()),
-            updated_at: Set(micros(self.clock.now())),
-        })
-        .on_conflict_do_nothing_on([heads::Column::TenantId])
-        .exec(tx.conn())
-        .await
-        .map_err(crate::db::DbError::from)?;
-        let head = tx
-            .find::<heads::Entity>()
-            .lock_exclusive()
-            .one(tx.conn())
-            .await?
-            .ok_or(AuditError::Database(crate::db::DbError::NotFound))?;
+        let head = match self.locked_head(tx).await? {
+            Some(head) => head,
+            None => {
+                let tenant = tx.tenant();
+                // Two first appends may race to create it: one inserts, the other waits on
+                // its lock and then finds it.
+                heads::Entity::insert(heads::ActiveModel {
+                    tenant_id: Set(tenant.as_uuid()),
+                    seq: Set(0),
+                    hash: Set(chain::genesis(tenant).to_vec()),
+                    updated_at: Set(micros(self.clock.now())),
+                })
+                .on_conflict_do_nothing_on([heads::Column::TenantId])
+                .exec(tx.conn())
+                .await
+                .map_err(crate::db::DbError::from)?;
+                self.locked_head(tx)
+                    .await?
+                    .ok_or(AuditError::Database(crate::db::DbError::NotFound))?
+            }
+        };
         let hash = to_hash(&head.hash).ok_or(AuditError::Corrupt { seq: head.seq })?;
 
         Ok((head.seq, hash))
+    }
+
+    async fn locked_head(&self, tx: &TenantTx) -> Result<Option<heads::Model>, AuditError> {
+        Ok(tx
+            .find::<heads::Entity>()
+            .lock_exclusive()
+            .one(tx.conn())
+            .await?)
     }
 }
 
