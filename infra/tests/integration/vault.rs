@@ -509,3 +509,108 @@ async fn a_typed_value_seals_and_opens_as_its_type() {
         .unwrap_err();
     assert!(matches!(err, VaultError::Encoding), "{err:?}");
 }
+
+mod notes {
+    //! A tenant-owned table with a sealed column, as PHI tables declare one.
+    use portico_platform::crypto::seal::Sealed;
+    use portico_platform::db::TenantOwned;
+    use sea_orm::entity::prelude::*;
+
+    /// What a note opens to.
+    #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    pub struct Note {
+        pub title: String,
+        pub text: String,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "test_notes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: Uuid,
+        #[sea_orm(column_type = "VarBinary(StringLen::None)")]
+        pub body: Sealed<Note>,
+        #[sea_orm(column_type = "VarBinary(StringLen::None)", nullable)]
+        pub addendum: Option<Sealed<Note>>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl TenantOwned for Entity {
+        fn tenant_column() -> Column {
+            Column::TenantId
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_column_stores_and_reads_back_a_typed_value() {
+    use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
+
+    let p = Platform::new(CacheLimits::default()).await;
+    let sunrise = p.tenant("sunrise").await;
+    let owner = Database::connect(p.database.owner_url()).await.unwrap();
+    let ddl = match owner.get_database_backend() {
+        DbBackend::Postgres => {
+            "CREATE TABLE test_notes (id text PRIMARY KEY, tenant_id uuid NOT NULL, body bytea NOT NULL, addendum bytea);
+             ALTER TABLE test_notes ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE test_notes FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON test_notes
+               USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+             GRANT SELECT, INSERT ON test_notes TO portico_app"
+        }
+        _ => {
+            "CREATE TABLE test_notes (id text PRIMARY KEY, tenant_id blob NOT NULL, body blob NOT NULL, addendum blob)"
+        }
+    };
+    owner.execute_unprepared(ddl).await.unwrap();
+    let note = notes::Note {
+        title: "Visit summary".to_owned(),
+        text: "Blood pressure 128/82; continue lisinopril.".to_owned(),
+    };
+    let at = Place {
+        tenant: sunrise.id,
+        table: "test_notes",
+        column: "body",
+        row: "n1",
+    };
+
+    // Sealed before the write, as services do.
+    let sealing = p.db.begin(sunrise.id).await.unwrap();
+    let body = p.vault.seal_value(&sealing, &at, &note).await.unwrap();
+    sealing.commit().await.unwrap();
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    tx.insert(notes::ActiveModel {
+        id: Set("n1".to_owned()),
+        body: Set(body),
+        addendum: Set(None),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let row = tx
+        .find::<notes::Entity>()
+        .filter(notes::Column::Id.eq("n1"))
+        .one(tx.conn())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.addendum, None);
+    assert_eq!(p.vault.open_value(&tx, &at, &row.body).await.unwrap(), note);
+    // The same bytes, asked for as another place, do not open.
+    let elsewhere = Place {
+        column: "addendum",
+        ..at.clone()
+    };
+    assert!(matches!(
+        p.vault.open_value(&tx, &elsewhere, &row.body).await,
+        Err(VaultError::Seal(SealError::WrongPlace))
+    ));
+}

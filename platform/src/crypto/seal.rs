@@ -117,9 +117,54 @@ impl<T> PartialEq for Sealed<T> {
     }
 }
 
+impl<T> Eq for Sealed<T> {}
+
 impl<T> fmt::Debug for Sealed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Sealed({} bytes)", self.bytes.len())
+    }
+}
+
+// A column type: an entity field declared `Sealed<T>` (with
+// `#[sea_orm(column_type = "VarBinary(StringLen::None)")]`) is stored as the sealed bytes
+// (BLOB on SQLite, bytea on PostgreSQL) and read back still sealed.
+
+impl<T> From<Sealed<T>> for sea_orm::Value {
+    fn from(sealed: Sealed<T>) -> Self {
+        sea_orm::Value::Bytes(Some(sealed.bytes))
+    }
+}
+
+impl<T> sea_orm::sea_query::Nullable for Sealed<T> {
+    fn null() -> sea_orm::Value {
+        sea_orm::Value::Bytes(None)
+    }
+}
+
+impl<T> sea_orm::sea_query::ValueType for Sealed<T> {
+    fn try_from(value: sea_orm::Value) -> Result<Self, sea_orm::sea_query::ValueTypeErr> {
+        <Vec<u8> as sea_orm::sea_query::ValueType>::try_from(value).map(Self::from_stored)
+    }
+
+    fn type_name() -> String {
+        "Sealed".to_owned()
+    }
+
+    fn array_type() -> sea_orm::sea_query::ArrayType {
+        sea_orm::sea_query::ArrayType::Bytes
+    }
+
+    fn column_type() -> sea_orm::sea_query::ColumnType {
+        sea_orm::sea_query::ColumnType::VarBinary(sea_orm::sea_query::StringLen::None)
+    }
+}
+
+impl<T> sea_orm::TryGetable for Sealed<T> {
+    fn try_get_by<I: sea_orm::ColIdx>(
+        res: &sea_orm::QueryResult,
+        index: I,
+    ) -> Result<Self, sea_orm::TryGetError> {
+        <Vec<u8> as sea_orm::TryGetable>::try_get_by(res, index).map(Self::from_stored)
     }
 }
 
