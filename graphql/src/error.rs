@@ -6,6 +6,8 @@
 
 use async_graphql::{Error, ErrorExtensions};
 use portico_platform::audit::AuditError;
+use portico_platform::crypto::keys::KeyError;
+use portico_platform::crypto::vault::VaultError;
 use portico_tenants::TenantError;
 
 /// Stable error codes, part of the API contract.
@@ -85,11 +87,26 @@ pub(crate) fn from_tenant(err: TenantError) -> Error {
 pub(crate) fn from_audit(err: AuditError) -> Error {
     match err {
         AuditError::Forbidden => ErrorCode::Forbidden.error("Not allowed."),
-        AuditError::KeyService(_) => {
-            tracing::error!(error = %ErrorChain(&err), "request failed");
+        AuditError::KeyService(KeyError::Unavailable(_)) => {
+            tracing::error!(error = %ErrorChain(&err), "key service unavailable; request refused");
             ErrorCode::Unavailable
                 .error("A service Portico depends on is unavailable; try again shortly.")
         }
+        _ => internal(&err),
+    }
+}
+
+/// Translates a sealing failure for the client: a key service outage is `UNAVAILABLE`
+/// (retry later; nothing is ever served unsealed), an offboarded tenant's data is
+/// `NOT_FOUND`, anything else internal.
+pub fn from_vault(err: VaultError) -> Error {
+    match err {
+        VaultError::KeyServiceUnavailable(_) => {
+            tracing::error!(error = %ErrorChain(&err), "key service unavailable; request refused");
+            ErrorCode::Unavailable
+                .error("A service Portico depends on is unavailable; try again shortly.")
+        }
+        VaultError::TenantKeyDeleted => ErrorCode::NotFound.error("Not found."),
         _ => internal(&err),
     }
 }
@@ -113,5 +130,32 @@ impl std::fmt::Display for ErrorChain<'_> {
         }
 
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(err: &Error) -> String {
+        err.extensions
+            .as_ref()
+            .and_then(|ext| ext.get("code"))
+            .map(|code| code.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_key_service_outage_is_unavailable_and_an_offboarded_tenant_not_found() {
+        let outage = VaultError::KeyServiceUnavailable(KeyError::Unavailable("refused".into()));
+        assert_eq!(code(&from_vault(outage)), "\"UNAVAILABLE\"");
+        assert_eq!(
+            code(&from_vault(VaultError::TenantKeyDeleted)),
+            "\"NOT_FOUND\""
+        );
+        assert_eq!(code(&from_vault(VaultError::UnknownKey)), "\"INTERNAL\"");
+        let audit = AuditError::KeyService(KeyError::Unavailable("refused".into()));
+        assert_eq!(code(&from_audit(audit)), "\"UNAVAILABLE\"");
+        assert_eq!(code(&from_audit(AuditError::Forbidden)), "\"FORBIDDEN\"");
     }
 }

@@ -8,6 +8,7 @@ use std::any::Any;
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use portico_platform::crypto::vault::VaultError;
 use serde_json::json;
 
 /// An error answered by the edge itself.
@@ -90,6 +91,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Sealing failures at the edge: a key service outage is a 503 the client may retry (never
+/// a plaintext fallback); an offboarded tenant's data is gone; anything else is internal.
+/// Each is logged once, here, without content.
+impl From<VaultError> for ApiError {
+    fn from(err: VaultError) -> Self {
+        match err {
+            VaultError::KeyServiceUnavailable(_) => {
+                tracing::error!(error = %err, "key service unavailable; request refused");
+                Self::Unavailable
+            }
+            VaultError::TenantKeyDeleted => Self::TenantNotFound,
+            other => {
+                tracing::error!(error = %other, "sealing failed");
+                Self::Internal
+            }
+        }
+    }
+}
+
 /// The answer for any path no route serves.
 pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound
@@ -110,4 +130,24 @@ pub(crate) fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Respons
         header::HeaderValue::from_static("close"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use portico_platform::crypto::keys::KeyError;
+
+    use super::*;
+
+    #[test]
+    fn a_key_service_outage_is_a_retryable_503_and_never_content() {
+        let outage = VaultError::KeyServiceUnavailable(KeyError::Unavailable("refused".into()));
+        let response = ApiError::from(outage).into_response();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::from(VaultError::TenantKeyDeleted),
+            ApiError::TenantNotFound
+        );
+        assert_eq!(ApiError::from(VaultError::UnknownKey), ApiError::Internal);
+    }
 }
