@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::crypto::cache::{CacheLimits, DataKeyCache};
 use crate::crypto::entity::{data_keys, tenant_keys};
 use crate::crypto::keys::{EncryptionContext, KeyError, KeyPurpose, KeyRef, KeyService};
-use crate::crypto::seal::{self, Cipher, Place, SealError, Sealed};
+use crate::crypto::seal::{self, Cipher, Opened, Place, SealError, Sealed};
 use crate::db::{Db, DbError, TenantTx};
 use crate::entropy::Entropy;
 use crate::ids::{DataKeyId, TenantId};
@@ -149,7 +149,7 @@ impl Vault {
         tx: &TenantTx,
         place: &Place<'_>,
         sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    ) -> Result<Opened, VaultError> {
         if place.tenant != tx.tenant() {
             return Err(SealError::WrongTenant.into());
         }
