@@ -79,6 +79,11 @@ impl PrivateMoto {
         self.signal("-CONT").await;
     }
 
+    /// Kills the emulator: connections are refused from now on (its keys die with it).
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     async fn signal(&self, signal: &str) {
         let pid = self.child.id().unwrap().to_string();
         assert!(

@@ -232,6 +232,58 @@ async fn sealing_through_kms_survives_an_outage_while_cached_then_fails_closed_t
 }
 
 #[tokio::test]
+async fn a_key_service_that_is_gone_refuses_connections_and_sealing_fails_closed() {
+    let mut moto = PrivateMoto::start().await;
+    let kms = Arc::new(kms(&moto.url).await);
+    let p = Platform::with_keys(CacheLimits::default(), |_, _, _| kms).await;
+    let sunrise = p.tenant("sunrise").await;
+    let harbor = p.tenant("harbor").await;
+    let place = |tenant| Place {
+        tenant,
+        table: "messages",
+        column: "body",
+        row: "m1",
+    };
+    let tx = p.db.begin(sunrise.id).await.unwrap();
+    let sealed = p
+        .vault
+        .seal(&tx, &place(sunrise.id), b"Your biopsy is benign")
+        .await
+        .unwrap();
+
+    moto.kill().await;
+
+    // What is cached keeps working; what needs the key service is refused, not crashed
+    // and not served in the clear.
+    let opened = p
+        .vault
+        .open(&tx, &place(sunrise.id), &sealed)
+        .await
+        .unwrap();
+    assert_eq!(opened.as_slice(), b"Your biopsy is benign");
+    let other = p.db.begin(harbor.id).await.unwrap();
+    let err = p
+        .vault
+        .seal(&other, &place(harbor.id), b"new note")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VaultError::KeyServiceUnavailable(_)),
+        "{err:?}"
+    );
+    p.clock.advance(Duration::minutes(5));
+    let err = p
+        .vault
+        .open(&tx, &place(sunrise.id), &sealed)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, VaultError::KeyServiceUnavailable(_)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_checkpoint_signing_key_is_an_hmac_key_that_kms_checks() {
     let url = moto::shared_url();
     let keys = kms(&url).await;
