@@ -73,18 +73,7 @@ impl AwsKms {
             "Version": "2012-10-17",
             "Id": format!("portico-tenant-{tenant}"),
             "Statement": [
-                {
-                    "Sid": "AccountAdministersButCannotUse",
-                    "Effect": "Allow",
-                    "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
-                    "Action": [
-                        "kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Update*",
-                        "kms:Enable*", "kms:Disable*", "kms:TagResource", "kms:UntagResource",
-                        "kms:CreateAlias", "kms:DeleteAlias", "kms:ScheduleKeyDeletion",
-                        "kms:CancelKeyDeletion"
-                    ],
-                    "Resource": "*"
-                },
+                administers_but_cannot_use(account, &["kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion"]),
                 {
                     "Sid": "PorticoUsesItForThisTenantOnly",
                     "Effect": "Allow",
@@ -116,17 +105,7 @@ impl AwsKms {
             "Version": "2012-10-17",
             "Id": "portico-platform-mac",
             "Statement": [
-                {
-                    "Sid": "AccountAdministersButCannotUse",
-                    "Effect": "Allow",
-                    "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
-                    "Action": [
-                        "kms:Describe*", "kms:Get*", "kms:List*", "kms:Put*", "kms:Update*",
-                        "kms:Enable*", "kms:Disable*", "kms:TagResource", "kms:UntagResource",
-                        "kms:CreateAlias", "kms:DeleteAlias"
-                    ],
-                    "Resource": "*"
-                },
+                administers_but_cannot_use(account, &[]),
                 {
                     "Sid": "PorticoSignsAndChecks",
                     "Effect": "Allow",
@@ -420,6 +399,32 @@ impl KeyService for AwsKms {
             _ => KeyState::Enabled,
         })
     }
+}
+
+/// The key policy statement that lets the account's administrators manage a key (and do
+/// `extra` to it) but never use it: only Portico's role encrypts, decrypts or signs.
+fn administers_but_cannot_use(account: &str, extra: &[&str]) -> serde_json::Value {
+    let mut actions = vec![
+        "kms:Describe*",
+        "kms:Get*",
+        "kms:List*",
+        "kms:Put*",
+        "kms:Update*",
+        "kms:Enable*",
+        "kms:Disable*",
+        "kms:TagResource",
+        "kms:UntagResource",
+        "kms:CreateAlias",
+        "kms:DeleteAlias",
+    ];
+    actions.extend_from_slice(extra);
+    serde_json::json!({
+        "Sid": "AccountAdministersButCannotUse",
+        "Effect": "Allow",
+        "Principal": { "AWS": format!("arn:aws:iam::{account}:root") },
+        "Action": actions,
+        "Resource": "*"
+    })
 }
 
 /// The account of an IAM ARN (`arn:aws:iam::<account>:…`).

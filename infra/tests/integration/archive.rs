@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::config::Credentials;
+use aws_config::SdkConfig;
 use aws_sdk_s3::types::ObjectLockMode;
 use chrono::TimeDelta;
 use portico_infra::audit::S3Archive;
@@ -23,20 +20,7 @@ const CHECKPOINT: &str = "audit/t1/checkpoints/00000000000000000007.json";
 
 /// SDK settings for an emulator at `url`; short timeouts so an outage shows quickly.
 async fn sdk(url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new(moto::REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(StdDuration::from_secs(1))
-                .operation_attempt_timeout(StdDuration::from_secs(2))
-                .operation_timeout(StdDuration::from_secs(5))
-                .build(),
-        )
-        .load()
-        .await
+    crate::fixture::emulator_sdk(url, StdDuration::from_secs(2), StdDuration::from_secs(5)).await
 }
 
 /// What Terraform does in AWS: the client a test uses to make and inspect buckets.

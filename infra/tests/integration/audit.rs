@@ -209,7 +209,7 @@ async fn accesses_form_one_verifiable_chain_per_tenant() {
         vec![1, 2, 3, 4, 5, 6]
     );
     assert_eq!(
-        (events[0].action, events[0].resource_type.as_str()),
+        (events[0].what.action, events[0].what.resource_type.as_str()),
         (Action::Create, "Organization")
     );
     assert_eq!(
@@ -488,7 +488,7 @@ async fn verify_catches_a_forged_event_even_when_the_rest_is_rehashed() {
     f.checkpointer.checkpoint(f.sunrise.id).await.unwrap();
     let mut events = f.trail.events(f.sunrise.id, 1, 10).await.unwrap();
     let mut inserted = events[1].clone();
-    inserted.action = Action::Delete;
+    inserted.what.action = Action::Delete;
     events.insert(2, inserted);
     let mut prev = portico_platform::audit::chain::genesis(f.sunrise.id);
     for (i, event) in events.iter_mut().enumerate() {
@@ -530,15 +530,19 @@ async fn rewrite_chain(f: &Fixture, events: &[portico_platform::audit::AuditEven
             e.tenant.as_uuid().into(),
             e.seq.into(),
             e.at.into(),
-            e.actor.kind.code().into(),
-            e.actor.id.as_str().into(),
-            e.action.code().into(),
-            e.resource_type.as_str().into(),
-            e.resource_id.as_ref().map(|t| t.as_str().to_owned()).into(),
-            e.patient.map(|p| p.as_uuid()).into(),
-            e.outcome.code().into(),
-            e.client.as_ref().map(|t| t.as_str().to_owned()).into(),
-            e.purpose.code().into(),
+            e.what.actor.kind.code().into(),
+            e.what.actor.id.as_str().into(),
+            e.what.action.code().into(),
+            e.what.resource_type.as_str().into(),
+            e.what
+                .resource_id
+                .as_ref()
+                .map(|t| t.as_str().to_owned())
+                .into(),
+            e.what.patient.map(|p| p.as_uuid()).into(),
+            e.what.outcome.code().into(),
+            e.what.client.as_ref().map(|t| t.as_str().to_owned()).into(),
+            e.what.purpose.code().into(),
             e.prev_hash.to_vec().into(),
             e.hash.to_vec().into(),
         ];

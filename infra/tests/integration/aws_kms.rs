@@ -4,10 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_kms::config::Credentials;
+use aws_config::SdkConfig;
 use chrono::Duration;
 use portico_infra::keys::aws::AwsKms;
 use portico_platform::crypto::cache::CacheLimits;
@@ -23,20 +20,12 @@ use crate::fixture::Platform;
 
 /// SDK settings for an emulator at `url`; short timeouts so an outage shows quickly.
 async fn sdk(url: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(Region::new(moto::REGION))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
-        .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(StdDuration::from_secs(1))
-                .operation_attempt_timeout(StdDuration::from_millis(700))
-                .operation_timeout(StdDuration::from_secs(2))
-                .build(),
-        )
-        .load()
-        .await
+    crate::fixture::emulator_sdk(
+        url,
+        StdDuration::from_millis(700),
+        StdDuration::from_secs(2),
+    )
+    .await
 }
 
 async fn kms(url: &str) -> AwsKms {

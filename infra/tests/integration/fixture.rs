@@ -114,3 +114,29 @@ impl Platform {
         )
     }
 }
+
+/// AWS SDK settings for the emulator at `url`, with the test's credentials and region, two
+/// attempts, and the given bounds on one attempt and on the whole operation (short, so an
+/// outage shows quickly).
+pub async fn emulator_sdk(
+    url: &str,
+    attempt: std::time::Duration,
+    operation: std::time::Duration,
+) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(aws_config::Region::new(portico_tests::moto::REGION))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(1))
+                .operation_attempt_timeout(attempt)
+                .operation_timeout(operation)
+                .build(),
+        )
+        .load()
+        .await
+}

@@ -155,7 +155,7 @@ impl AuditTrail {
             .map(from_row)
             .collect::<Result<Vec<_>, _>>()?;
 
-        let ids: Vec<String> = events.iter().map(|e| e.actor.id.to_string()).collect();
+        let ids: Vec<String> = events.iter().map(|e| e.what.actor.id.to_string()).collect();
         let names: HashMap<(String, String), actors::Model> = tx
             .find::<actors::Entity>()
             .filter(actors::Column::ActorId.is_in(ids))
@@ -168,22 +168,22 @@ impl AuditTrail {
             .into_iter()
             .map(|event| {
                 let known = names.get(&(
-                    event.actor.kind.code().to_owned(),
-                    event.actor.id.to_string(),
+                    event.what.actor.kind.code().to_owned(),
+                    event.what.actor.id.to_string(),
                 ));
                 AccessLogEntry {
                     seq: event.seq,
                     at: event.at,
                     who: Accessor {
-                        kind: event.actor.kind,
+                        kind: event.what.actor.kind,
                         name: known.map(|row| row.display_name.clone()),
                         role: known.and_then(|row| row.role.clone()),
-                        is_you: event.actor == me,
+                        is_you: event.what.actor == me,
                     },
-                    action: event.action,
-                    resource_type: event.resource_type.to_string(),
-                    outcome: event.outcome,
-                    purpose: event.purpose,
+                    action: event.what.action,
+                    resource_type: event.what.resource_type.to_string(),
+                    outcome: event.what.outcome,
+                    purpose: event.what.purpose,
                 }
             })
             .collect();

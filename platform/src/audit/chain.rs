@@ -66,7 +66,7 @@ pub struct Contents<'a> {
 }
 
 impl<'a> Contents<'a> {
-    /// The contents of a new event.
+    /// The contents of an event.
     pub fn of_new(event: &'a NewEvent) -> Self {
         Self {
             actor_kind: event.actor.kind.code(),
@@ -89,17 +89,7 @@ impl<'a> Linked<'a> {
             tenant: event.tenant,
             seq: event.seq,
             at_micros: event.at.timestamp_micros(),
-            event: Contents {
-                actor_kind: event.actor.kind.code(),
-                actor_id: event.actor.id.as_str(),
-                action: event.action.code(),
-                resource_type: event.resource_type.as_str(),
-                resource_id: event.resource_id.as_ref().map(|t| t.as_str()),
-                patient: event.patient,
-                outcome: event.outcome.code(),
-                client: event.client.as_ref().map(|t| t.as_str()),
-                purpose: event.purpose.code(),
-            },
+            event: Contents::of_new(&event.what),
         }
     }
 }

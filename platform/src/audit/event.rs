@@ -249,7 +249,7 @@ impl Actor {
 
 /// What a service tells the trail about one access. The trail adds the tenant, sequence
 /// number, time and hashes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEvent {
     /// Who.
     pub actor: Actor,
@@ -314,7 +314,7 @@ impl NewEvent {
     }
 }
 
-/// An event as the trail holds it.
+/// An event as the trail holds it: what a service said, placed in the tenant's chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// The tenant whose chain it is in.
@@ -323,22 +323,9 @@ pub struct AuditEvent {
     pub seq: i64,
     /// When, from the injected clock, to the microsecond.
     pub at: DateTime<Utc>,
-    /// Who.
-    pub actor: Actor,
-    /// Did what.
-    pub action: Action,
-    /// To which kind of record.
-    pub resource_type: Token,
-    /// To which record.
-    pub resource_id: Option<Token>,
-    /// Whose record.
-    pub patient: Option<PatientId>,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Through which session or app.
-    pub client: Option<Token>,
-    /// Why.
-    pub purpose: Purpose,
+    /// Who did what to which record, how it ended and why.
+    #[serde(flatten)]
+    pub what: NewEvent,
     /// The previous event's hash (the chain's genesis value for the first).
     #[serde(with = "hex_bytes")]
     pub prev_hash: [u8; 32],

@@ -94,7 +94,7 @@ const ROLE_DOMAIN_RESOURCE: Coding = Coding::new(OBJECT_ROLE, "4", "Domain Resou
 /// The id is `<tenant uuid>-<seq>`: opaque, unique across tenants, and free of tenant
 /// names or slugs.
 pub fn to_fhir(event: &AuditEvent) -> Value {
-    let (event_type, subtype) = classify(event.action);
+    let (event_type, subtype) = classify(event.what.action);
 
     json!({
         "resourceType": "AuditEvent",
@@ -102,10 +102,10 @@ pub fn to_fhir(event: &AuditEvent) -> Value {
         "extension": [chain_extension(event)],
         "type": event_type.to_json(),
         "subtype": subtype.into_iter().map(Coding::to_json).collect::<Vec<_>>(),
-        "action": action_code(event.action),
+        "action": action_code(event.what.action),
         "recorded": event.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        "outcome": outcome_code(event.outcome),
-        "purposeOfEvent": [purpose(event.purpose).concept()],
+        "outcome": outcome_code(event.what.outcome),
+        "purposeOfEvent": [purpose(event.what.purpose).concept()],
         "agent": [agent(event)],
         "source": {
             "observer": { "display": "Portico" },
@@ -200,16 +200,16 @@ fn agent_type(kind: ActorKind) -> Coding {
 /// The one agent: whoever asked. Identified by kind and id only, never by name.
 fn agent(event: &AuditEvent) -> Value {
     let mut agent = json!({
-        "type": agent_type(event.actor.kind).concept(),
+        "type": agent_type(event.what.actor.kind).concept(),
         "who": {
             "identifier": {
-                "system": format!("urn:portico:actor:{}", event.actor.kind.code()),
-                "value": event.actor.id.as_str(),
+                "system": format!("urn:portico:actor:{}", event.what.actor.kind.code()),
+                "value": event.what.actor.id.as_str(),
             },
         },
         "requestor": true,
     });
-    if let (Some(client), Some(fields)) = (&event.client, agent.as_object_mut()) {
+    if let (Some(client), Some(fields)) = (&event.what.client, agent.as_object_mut()) {
         // The session or app the request came through: another identity of the same agent.
         fields.insert("altId".to_owned(), client.as_str().into());
     }
@@ -219,7 +219,7 @@ fn agent(event: &AuditEvent) -> Value {
 /// The patient, if the record is one patient's, then the record or kind of record touched.
 fn entities(event: &AuditEvent) -> Vec<Value> {
     let mut entities = Vec::with_capacity(2);
-    if let Some(patient) = event.patient {
+    if let Some(patient) = event.what.patient {
         entities.push(json!({
             "what": { "reference": format!("Patient/{patient}") },
             "type": ENTITY_PERSON.to_json(),
@@ -230,8 +230,8 @@ fn entities(event: &AuditEvent) -> Vec<Value> {
     // TODO: Portico's own record kinds (`Account` is a portal login, not FHIR's financial
     // Account) are written as if they were FHIR resource types; a receiver may misread them
     // until they get a Portico code system of their own.
-    let resource_type = event.resource_type.as_str();
-    entities.push(match &event.resource_id {
+    let resource_type = event.what.resource_type.as_str();
+    entities.push(match &event.what.resource_id {
         Some(id) => {
             let id = id.as_str();
             // Some services record a full relative reference (`Observation/lab-1`) as the id.
@@ -303,14 +303,7 @@ mod tests {
             tenant: TENANT.parse::<TenantId>().unwrap(),
             seq: 42,
             at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
-            actor: new.actor,
-            action: new.action,
-            resource_type: new.resource_type,
-            resource_id: new.resource_id,
-            patient: new.patient,
-            outcome: new.outcome,
-            client: new.client,
-            purpose: new.purpose,
+            what: new,
             prev_hash: [0xab; 32],
             hash: [0xcd; 32],
         }
