@@ -92,8 +92,12 @@ async fn verify(services: &Services, only: Option<&str>) -> anyhow::Result<()> {
             .with_context(|| format!("{}: cannot verify", tenant.slug))?;
         match report.breaks.first() {
             None => println!(
-                "{}: ok: {} events, {} checkpoints, {} segments; {} events since the last checkpoint",
-                tenant.slug, report.events, report.checkpoints, report.segments, report.unsigned
+                "{}: ok: {}, {}, {}; {} since the last checkpoint",
+                tenant.slug,
+                count(report.events, "event"),
+                count(report.checkpoints, "checkpoint"),
+                count(report.segments, "segment"),
+                count(report.unsigned, "event"),
             ),
             Some(first) => {
                 broken += 1;
@@ -163,6 +167,15 @@ async fn export(
     Ok(())
 }
 
+/// "1 event", "2 events".
+fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Every tenant, or the one named.
 async fn tenants(service: &TenantService, only: Option<&str>) -> anyhow::Result<Vec<Tenant>> {
     Ok(match only {
@@ -223,6 +236,13 @@ pub(crate) async fn checkpoint_schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(count(1_i64, "event"), "1 event");
+        assert_eq!(count(0_usize, "segment"), "0 segments");
+        assert_eq!(count(12_usize, "checkpoint"), "12 checkpoints");
+    }
 
     #[test]
     fn times_are_dates_or_rfc3339() {

@@ -43,7 +43,9 @@ async fn verify_is_green_on_a_fresh_clinic_and_red_after_tampering() {
     let verify = app.cli(&["audit", "verify"]).await;
     assert!(verify.status.success(), "{verify:?}");
     assert!(
-        stdout(&verify).contains("sunrise: ok: 3 events, 1 checkpoints"),
+        stdout(&verify).contains(
+            "sunrise: ok: 3 events, 1 checkpoint, 0 segments; 0 events since the last checkpoint"
+        ),
         "{}",
         stdout(&verify)
     );
