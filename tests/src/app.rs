@@ -187,11 +187,21 @@ impl TestApp {
 
     /// Runs `portico <args>` against the same configuration and data.
     pub async fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[]).await
+    }
+
+    /// Runs `portico <args>` with some settings changed for this one command.
+    pub async fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let setup = Setup {
             env: &self.env,
             data_dir: self.data_dir.path().to_owned(),
         };
-        setup.command(args).output().await.unwrap()
+        setup
+            .command(args)
+            .envs(env.iter().copied())
+            .output()
+            .await
+            .unwrap()
     }
 
     /// The database as its owner: the SQLite file, or the PostgreSQL database's owner.

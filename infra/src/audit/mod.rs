@@ -13,6 +13,7 @@
 
 pub mod local;
 pub mod s3;
+pub mod schedule;
 
 pub use local::LocalArchive;
 pub use s3::S3Archive;

@@ -3,16 +3,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::Subcommand;
-use portico_platform::audit::checkpoint::Checkpointer;
 use portico_platform::audit::verify::Verifier;
 use portico_platform::audit::{Action, Actor, NewEvent, Purpose, fhir};
 use portico_platform::principal::Principal;
-use portico_tenants::{Tenant, TenantService, TenantStatus};
+use portico_tenants::{Tenant, TenantService};
 
 use crate::services::Services;
 
@@ -193,44 +191,6 @@ fn parse_time(text: &str) -> anyhow::Result<DateTime<Utc>> {
         .and_then(|date| date.and_hms_opt(0, 0, 0))
         .map(|at| at.and_utc())
         .with_context(|| format!("{text:?} is not a time (2026-01-31 or 2026-01-31T09:00:00Z)"))
-}
-
-/// Checkpoints every active tenant every `interval`; a failed tenant is retried sooner,
-/// with a delay that doubles up to the interval. Failures are logged, never fatal: events
-/// keep being written to the database whatever the archive does.
-pub(crate) async fn checkpoint_schedule(
-    checkpointer: Checkpointer,
-    tenants: TenantService,
-    interval: Duration,
-) {
-    let mut delay = interval;
-    let mut failures: u32 = 0;
-    loop {
-        tokio::time::sleep(delay).await;
-        let mut failed = false;
-        match tenants.list(&Principal::System).await {
-            Ok(list) => {
-                for tenant in list.iter().filter(|t| t.status != TenantStatus::Offboarded) {
-                    if let Err(err) = checkpointer.run(tenant.id).await {
-                        failed = true;
-                        tracing::error!(tenant.id = %tenant.id, error = %err, "audit checkpoint failed; will retry");
-                    }
-                }
-            }
-            Err(err) => {
-                failed = true;
-                tracing::error!(error = %err, "cannot list tenants for audit checkpoints");
-            }
-        }
-        if failed {
-            failures = failures.saturating_add(1);
-            let backoff = Duration::from_secs(30).saturating_mul(1 << failures.min(10));
-            delay = backoff.min(interval);
-        } else {
-            failures = 0;
-            delay = interval;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -268,11 +268,12 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         entropy,
         ..
     } = services(&config).await?;
-    let checkpoints = tokio::spawn(audit::checkpoint_schedule(
-        checkpointer,
-        tenants.clone(),
-        std::time::Duration::from_secs(config.audit.checkpoint_interval_secs),
-    ));
+    let checkpoints = tokio::spawn(
+        crate::audit::schedule::Schedule::every(std::time::Duration::from_secs(
+            config.audit.checkpoint_interval_secs,
+        ))
+        .run(checkpointer, tenants.clone()),
+    );
     let ttl = chrono::Duration::seconds(i64::try_from(config.tenancy.cache_ttl_secs).unwrap_or(5));
     let resolver = TenantResolver::new(
         tenants.clone(),

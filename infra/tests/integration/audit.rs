@@ -839,3 +839,41 @@ async fn the_access_log_field_answers_the_signed_in_patient_only() {
         assert!(body["data"].is_null() || body["data"]["accessLog"].is_null());
     }
 }
+
+#[tokio::test]
+async fn the_schedule_retries_a_failing_archive_until_the_checkpoint_lands() {
+    use portico_infra::audit::schedule::Schedule;
+    use std::time::Duration as StdDuration;
+
+    let f = fixture().await;
+    f.reads(2, patient(1)).await;
+    f.archive.down.store(true, Ordering::SeqCst);
+    let schedule = Schedule {
+        interval: StdDuration::from_millis(200),
+        first_retry: StdDuration::from_millis(20),
+    };
+    let task = tokio::spawn(schedule.run(f.checkpointer.clone(), f.platform.tenants.clone()));
+
+    // Runs fail while the archive is down; events are still written.
+    f.reads(1, patient(1)).await;
+    assert!(
+        f.checkpointer
+            .last_checkpoint(f.sunrise.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    f.archive.down.store(false, Ordering::SeqCst);
+
+    let mut landed = None;
+    for _ in 0..200 {
+        landed = f.checkpointer.last_checkpoint(f.sunrise.id).await.unwrap();
+        if landed.is_some() {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    task.abort();
+    assert_eq!(landed.map(|c| c.seq), Some(4));
+    assert!(f.verify().await.ok());
+}

@@ -141,3 +141,98 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Creates a bucket in the emulator, as Terraform would, with or without Object Lock.
+async fn bucket(url: &str, name: &str, object_lock: bool) {
+    let mut request = reqwest::Client::new().put(format!("{url}/{name}"));
+    if object_lock {
+        request = request.header("x-amz-bucket-object-lock-enabled", "true");
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+}
+
+#[tokio::test]
+async fn checkpoints_go_to_an_s3_bucket_under_object_lock_when_configured() {
+    let url = portico_tests::moto::shared_url();
+    let name = format!("portico-audit-{}", std::process::id());
+    bucket(&url, &name, true).await;
+    bucket(&url, &format!("{name}-unlocked"), false).await;
+    let app = TestApp::builder()
+        .env("PORTICO_AUDIT__ARCHIVE__PROVIDER", "s3")
+        .env("PORTICO_AUDIT__ARCHIVE__BUCKET", &name)
+        .env("PORTICO_AUDIT__ARCHIVE__PREFIX", "portico")
+        .envs(portico_tests::moto::sdk_env(&url))
+        .tenant("sunrise", "Sunrise Family Clinic")
+        .start()
+        .await;
+
+    let checkpoint = app.cli(&["audit", "checkpoint"]).await;
+    assert!(checkpoint.status.success(), "{checkpoint:?}");
+    let verify = app.cli(&["audit", "verify"]).await;
+    assert!(verify.status.success(), "{verify:?}");
+    assert!(
+        stdout(&verify).contains(&format!("archive: s3://{name}/portico/")),
+        "{}",
+        stdout(&verify)
+    );
+    assert!(
+        stdout(&verify).contains("1 checkpoint,"),
+        "{}",
+        stdout(&verify)
+    );
+
+    // The object is in the bucket, locked in COMPLIANCE mode.
+    let listing = reqwest::get(format!("{url}/{name}?list-type=2&prefix=portico/audit/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = listing
+        .split("<Key>")
+        .nth(1)
+        .and_then(|rest| rest.split("</Key>").next())
+        .unwrap_or_else(|| panic!("no object: {listing}"))
+        .to_owned();
+    assert!(
+        key.ends_with("/checkpoints/00000000000000000001.json"),
+        "{key}"
+    );
+    let head = reqwest::Client::new()
+        .head(format!("{url}/{name}/{key}"))
+        // The emulator does not check signatures, only who is asking.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.headers()["x-amz-object-lock-mode"], "COMPLIANCE");
+    // Six years (2,192 days) from when it was written, a moment before this `date`.
+    let header = |name: &str| head.headers()[name].to_str().unwrap().to_owned();
+    let until =
+        chrono::DateTime::parse_from_rfc3339(&header("x-amz-object-lock-retain-until-date"))
+            .unwrap();
+    let now = chrono::DateTime::parse_from_rfc2822(&header("date")).unwrap();
+    let days = (until - now).num_seconds() as f64 / 86_400.0;
+    assert!((2191.99..=2192.0).contains(&days), "{until} vs {now}");
+
+    // A bucket without Object Lock is refused, naming the setting.
+    let unlocked = app
+        .cli_with_env(
+            &["audit", "verify"],
+            &[(
+                "PORTICO_AUDIT__ARCHIVE__BUCKET",
+                &format!("{name}-unlocked"),
+            )],
+        )
+        .await;
+    assert_eq!(unlocked.status.code(), Some(1), "{unlocked:?}");
+    let stderr = String::from_utf8_lossy(&unlocked.stderr);
+    assert!(
+        stderr.contains("audit.archive.bucket") && stderr.contains("Object Lock"),
+        "{stderr}"
+    );
+}
