@@ -8,6 +8,7 @@ pub mod clock;
 pub mod crypto;
 pub mod db;
 pub mod entropy;
+pub mod identity;
 pub mod ids;
 pub mod principal;
 pub mod secret;
