@@ -11,6 +11,7 @@ use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 mod m20261203_000001_tenants;
 mod m20261203_000002_keys;
 mod m20261203_000003_audit;
+mod m20261203_000004_identity;
 
 /// The role the server's login role must be a member of on PostgreSQL. It owns nothing, is
 /// not a superuser and cannot bypass row-level security.
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_tenants::Migration),
             Box::new(m20261203_000002_keys::Migration),
             Box::new(m20261203_000003_audit::Migration),
+            Box::new(m20261203_000004_identity::Migration),
         ]
     }
 }

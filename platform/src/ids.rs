@@ -92,6 +92,11 @@ id_type!(
     PatientId
 );
 
+id_type!(
+    /// A sign-in account at one clinic: a patient's or a staff member's.
+    AccountId
+);
+
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;

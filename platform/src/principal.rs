@@ -1,11 +1,12 @@
 //! Who is acting: every platform service method takes one of these.
 
-use crate::ids::{PatientId, RequestId, TenantId};
+use crate::identity::role::Role;
+use crate::ids::{AccountId, PatientId, RequestId, TenantId};
 
 /// The actor behind a call into a platform service.
 ///
 /// Each variant carries only ids, never names, so a principal can be logged and audited as
-/// it is. Staff and proxies join this type with sign-in.
+/// it is. Proxies join this type later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// Someone not signed in, reaching public information such as a portal's branding.
@@ -24,6 +25,17 @@ pub enum Principal {
         tenant: TenantId,
         /// Who they are in that clinic.
         patient: PatientId,
+        /// The session they act through (its id, never its token).
+        session: String,
+    },
+    /// A member of a clinic's staff, signed in at that clinic's host.
+    Staff {
+        /// The clinic.
+        tenant: TenantId,
+        /// Their account.
+        account: AccountId,
+        /// Their role there.
+        role: Role,
         /// The session they act through (its id, never its token).
         session: String,
     },

@@ -493,7 +493,9 @@ fn lifecycle_event(
 fn require_operator(actor: &Principal) -> Result<(), TenantError> {
     match actor {
         Principal::Operator | Principal::System => Ok(()),
-        Principal::Anonymous { .. } | Principal::Patient { .. } => Err(TenantError::Forbidden),
+        Principal::Anonymous { .. } | Principal::Patient { .. } | Principal::Staff { .. } => {
+            Err(TenantError::Forbidden)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod archive;
 mod audit;
 mod aws_kms;
 mod fixture;
+mod identity;
 mod isolation;
 mod resolution;
 mod vault;

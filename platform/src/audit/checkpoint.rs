@@ -12,17 +12,18 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::AuditError;
 use super::archive::{self, ArchiveSink};
 use super::chain::Hash;
-use super::entity::{checkpoints, platform_keys, segments};
+use super::entity::{checkpoints, segments};
 use super::event::{AuditEvent, hex_bytes};
 use super::trail::{AuditTrail, micros, to_hash};
 use crate::crypto::keys::{KeyRef, KeyService};
+use crate::crypto::platform_keys::{PlatformKeyError, PlatformKeys};
 use crate::ids::TenantId;
 
 /// The `platform_keys` purpose, and key-service name, of the checkpoint signing key.
@@ -81,6 +82,7 @@ pub struct RunOutcome {
 pub struct Checkpointer {
     trail: AuditTrail,
     keys: Arc<dyn KeyService>,
+    platform_keys: PlatformKeys,
     sink: Arc<dyn ArchiveSink>,
     segment_after: Option<Duration>,
 }
@@ -95,6 +97,11 @@ impl Checkpointer {
         segment_after: Option<Duration>,
     ) -> Self {
         Self {
+            platform_keys: PlatformKeys::new(
+                trail.db().clone(),
+                keys.clone(),
+                trail.clock().clone(),
+            ),
             trail,
             keys,
             sink,
@@ -119,38 +126,13 @@ impl Checkpointer {
 
     /// The signing key, created in the key service on first use.
     pub async fn signing_key(&self) -> Result<KeyRef, AuditError> {
-        if let Some(key) = self.existing_signing_key().await? {
-            return Ok(key);
-        }
-        let key = self.keys.create_mac_key(SIGNING_KEY).await?;
-        let inserted = platform_keys::Entity::insert(platform_keys::ActiveModel {
-            purpose: Set(SIGNING_KEY.to_owned()),
-            provider: Set(self.keys.provider().to_owned()),
-            key_ref: Set(key.0.clone()),
-            created_at: Set(self.trail.clock().now()),
-        })
-        .exec(self.trail.db().platform())
-        .await;
-        match inserted {
-            Ok(_) => Ok(key),
-            // Another node made one at the same time; theirs is recorded, use it. Ours is
-            // left unused in the key service.
-            Err(_) => self
-                .existing_signing_key()
-                .await?
-                .ok_or(AuditError::Database(crate::db::DbError::NotFound)),
-        }
-    }
-
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "platform_keys belongs to no tenant"
-    )]
-    async fn existing_signing_key(&self) -> Result<Option<KeyRef>, AuditError> {
-        let row = platform_keys::Entity::find_by_id(SIGNING_KEY.to_owned())
-            .one(self.trail.db().platform())
-            .await?;
-        Ok(row.map(|row| KeyRef(row.key_ref)))
+        self.platform_keys
+            .mac_key(SIGNING_KEY)
+            .await
+            .map_err(|err| match err {
+                PlatformKeyError::KeyService(err) => AuditError::KeyService(err),
+                PlatformKeyError::Database(err) => AuditError::Database(err),
+            })
     }
 
     /// Checkpoints and segments one tenant.

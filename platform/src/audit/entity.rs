@@ -121,23 +121,3 @@ pub(crate) mod actors {
 
     tenant_owned!();
 }
-
-pub(crate) mod platform_keys {
-    //! `platform_keys`: keys the platform holds in the key service for itself.
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "platform_keys")]
-    pub(crate) struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub purpose: String,
-        pub provider: String,
-        pub key_ref: String,
-        pub created_at: DateTimeUtc,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub(crate) enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

@@ -147,6 +147,8 @@ codes!(
         System => "system",
         /// The vendor's operations team.
         Operator => "operator",
+        /// Someone not signed in: a failed sign-in for an address with no account.
+        Anonymous => "anonymous",
     }
 );
 

@@ -189,7 +189,7 @@ fn agent_type(kind: ActorKind) -> Coding {
         // A proxy acts on the patient's behalf (a parent, a caregiver). GUARD would assert a
         // legal guardianship Portico does not know of; AGNT says only "acts for".
         ActorKind::Proxy => Coding::new(ROLE_CLASS, "AGNT", "agent"),
-        ActorKind::Staff | ActorKind::Operator => {
+        ActorKind::Staff | ActorKind::Operator | ActorKind::Anonymous => {
             Coding::new(SECURITY_ROLE_TYPE, "humanuser", "human user")
         }
         ActorKind::App => Coding::new(SECURITY_ROLE_TYPE, "dataprocessor", "data processor"),

@@ -1,0 +1,101 @@
+//! The identity tables, all tenant-owned under row-level security.
+
+macro_rules! tenant_owned {
+    () => {
+        impl crate::db::TenantOwned for Entity {
+            fn tenant_column() -> Column {
+                Column::TenantId
+            }
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub(crate) enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub(crate) mod accounts {
+    //! `accounts`: who can sign in at a clinic.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "accounts")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub role: String,
+        pub patient_id: Option<Uuid>,
+        pub email_index: Vec<u8>,
+        pub email: Vec<u8>,
+        pub password_hash: String,
+        pub status: String,
+        pub failed_sign_ins: i32,
+        pub throttled_until: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    tenant_owned!();
+}
+
+pub(crate) mod totp_factors {
+    //! `totp_factors`: an account's authenticator app secret, sealed.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "totp_factors")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: Uuid,
+        pub tenant_id: Uuid,
+        pub secret: Vec<u8>,
+        pub last_step: Option<i64>,
+        pub confirmed_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    tenant_owned!();
+}
+
+pub(crate) mod sessions {
+    //! `sessions`: Portico's own sessions, by the SHA-256 of their token.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Vec<u8>,
+        pub tenant_id: Uuid,
+        pub account_id: Uuid,
+        pub stage: String,
+        pub csrf_hash: Vec<u8>,
+        pub created_at: DateTimeUtc,
+        pub last_seen_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+    }
+
+    tenant_owned!();
+}
+
+pub(crate) mod throttles {
+    //! `sign_in_throttles`: failures per client address and per account (or address typed).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sign_in_throttles")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub client: String,
+        pub failures: i32,
+        pub throttled_until: Option<DateTimeUtc>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    tenant_owned!();
+}

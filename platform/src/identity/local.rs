@@ -1,0 +1,768 @@
+//! The embedded identity provider: accounts with argon2id passwords and a TOTP second
+//! factor, sign-in in two steps, throttling, and the audit of every step.
+//!
+//! Sign-in: [`LocalIdentity::sign_in`] checks the password and starts a session at
+//! [`Stage::Password`], which reaches nothing; [`LocalIdentity::verify_totp`] checks the
+//! code, ends that session and starts a new one at [`Stage::Full`] (a new id on every
+//! change of privilege).
+//!
+//! Refusals reveal nothing: an unknown address gets the same answer, after the same work
+//! (a decoy hash), as a wrong password; throttles count failures per client address and
+//! per address typed, whether or not an account has it, with delays that grow after a few
+//! failures; 100 failures in a row lock the address until it is recovered.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use unicode_normalization::UnicodeNormalization;
+
+use super::entity::{accounts, throttles, totp_factors};
+use super::password::{Context, HashError, PasswordHasher, PasswordPolicy, PasswordProblem};
+use super::role::Role;
+use super::sessions::{Issued, Session, SessionError, Sessions, Stage};
+use super::totp::{TotpError, TotpSecret};
+use crate::audit::{Action, Actor, ActorKind, AuditError, AuditTrail, NewEvent, Outcome, Purpose};
+use crate::clock::Clock;
+use crate::crypto::platform_keys::{PlatformKeyError, PlatformKeys};
+use crate::crypto::seal::Place;
+use crate::crypto::vault::{Vault, VaultError};
+use crate::db::{Db, DbError, TenantTx};
+use crate::entropy::Entropy;
+use crate::ids::{AccountId, PatientId, TenantId};
+use crate::principal::Principal;
+use crate::secret::Secret;
+
+/// The platform key that makes e-mail lookups blind.
+pub const EMAIL_INDEX_KEY: &str = "identity-email-index";
+
+/// Consecutive failures after which an address is locked until recovered (NIST's limit).
+pub const LOCK_AFTER: i32 = 100;
+
+/// Why sign-in did not go on. Messages are safe to show: none says whether an account
+/// exists.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Wrong address or password (or no such account).
+    #[error("the e-mail address or password is not right")]
+    Invalid,
+    /// The second factor was refused.
+    #[error(transparent)]
+    Code(#[from] TotpError),
+    /// Too many recent failures; try again after this time.
+    #[error("too many attempts; try again in a little while")]
+    TryLater {
+        /// When.
+        until: DateTime<Utc>,
+    },
+    /// Too many failures in a row: only recovery opens it again.
+    #[error("too many failed attempts; contact your clinic to recover your account")]
+    Locked,
+    /// The session is not waiting for a second factor.
+    #[error("sign in with your password first")]
+    NotPending,
+    /// The session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Something failed inside Portico.
+    #[error("sign-in failed inside Portico")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why an account could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The password breaks a rule.
+    #[error("the password is not accepted: {0}")]
+    Password(#[from] PasswordProblem),
+    /// The address is not an e-mail address.
+    #[error("the e-mail address is not valid")]
+    Email,
+    /// An account with this address exists at the clinic.
+    #[error("an account with this e-mail address already exists")]
+    Taken,
+    /// A patient account names no patient, or a staff account names one.
+    #[error("a patient account must name its patient, and only a patient account may")]
+    Patient,
+    /// Something failed inside Portico.
+    #[error("the account could not be created")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+macro_rules! internal {
+    ($($error:ty => $target:ident),+ $(,)?) => {
+        $(
+            impl From<$error> for $target {
+                fn from(err: $error) -> Self {
+                    Self::Internal(Box::new(err))
+                }
+            }
+        )+
+    };
+}
+
+internal!(
+    DbError => SignInError, AuditError => SignInError, VaultError => SignInError,
+    HashError => SignInError, PlatformKeyError => SignInError, sea_orm::DbErr => SignInError,
+    DbError => AccountError, AuditError => AccountError, VaultError => AccountError,
+    HashError => AccountError, PlatformKeyError => AccountError, sea_orm::DbErr => AccountError,
+);
+
+/// A new account.
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    /// The sign-in address.
+    pub email: &'a str,
+    /// The chosen password.
+    pub password: &'a Secret<String>,
+    /// The role.
+    pub role: Role,
+    /// For a patient account, the patient it reaches.
+    pub patient: Option<PatientId>,
+    /// What the password must not be built from (the clinic's name and address label).
+    pub clinic_name: &'a str,
+    /// The clinic's slug.
+    pub clinic_slug: &'a str,
+}
+
+/// An account just made, with its authenticator secret to show once.
+#[derive(Debug)]
+pub struct Created {
+    /// The account.
+    pub account: AccountId,
+    /// The TOTP secret, for the authenticator app.
+    pub totp: TotpSecret,
+}
+
+/// The embedded identity provider.
+#[derive(Debug, Clone)]
+pub struct LocalIdentity {
+    db: Db,
+    vault: Vault,
+    audit: AuditTrail,
+    platform_keys: PlatformKeys,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    sessions: Sessions,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+}
+
+/// What the identity provider is built from.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// The database.
+    pub db: Db,
+    /// Sealing e-mail addresses and TOTP secrets.
+    pub vault: Vault,
+    /// Recording every step.
+    pub audit: AuditTrail,
+    /// The blind-index key.
+    pub platform_keys: PlatformKeys,
+    /// Password hashing.
+    pub hasher: PasswordHasher,
+    /// Password rules.
+    pub policy: PasswordPolicy,
+    /// Session lifetimes.
+    pub sessions: Sessions,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub entropy: Arc<dyn Entropy>,
+}
+
+impl LocalIdentity {
+    /// The provider over `parts`.
+    pub fn new(parts: Parts) -> Self {
+        Self {
+            db: parts.db,
+            vault: parts.vault,
+            audit: parts.audit,
+            platform_keys: parts.platform_keys,
+            hasher: parts.hasher,
+            policy: parts.policy,
+            sessions: parts.sessions,
+            clock: parts.clock,
+            entropy: parts.entropy,
+        }
+    }
+
+    /// Creates an account with a TOTP factor, by `by` (an operator or Portico itself,
+    /// until staff invitations exist).
+    pub async fn create_account(
+        &self,
+        by: &Principal,
+        tenant: TenantId,
+        new: NewAccount<'_>,
+    ) -> Result<Created, AccountError> {
+        let email = normalize_email(new.email).ok_or(AccountError::Email)?;
+        if (new.role == Role::Patient) != new.patient.is_some() {
+            return Err(AccountError::Patient);
+        }
+        self.policy.check(
+            new.password,
+            &Context {
+                clinic: Some(new.clinic_name),
+                slug: Some(new.clinic_slug),
+                email: Some(&email),
+            },
+        )?;
+        let hash = self
+            .hasher
+            .hash(new.password, self.entropy.as_ref())
+            .await?;
+        let index = self.email_index(tenant, &email).await?;
+        let account = AccountId::generate(self.clock.as_ref(), self.entropy.as_ref());
+        let totp = TotpSecret::generate(self.entropy.as_ref());
+        let row = account.to_string();
+
+        // Sealed first, in a transaction of its own: sealing may need to make a data key.
+        let sealing = self.db.begin(tenant).await?;
+        let sealed_email = self
+            .vault
+            .seal(
+                &sealing,
+                &place(tenant, "accounts", "email", &row),
+                email.as_bytes(),
+            )
+            .await?;
+        let sealed_totp = self
+            .vault
+            .seal(
+                &sealing,
+                &place(tenant, "totp_factors", "secret", &row),
+                totp.expose(),
+            )
+            .await?;
+        sealing.commit().await?;
+
+        let now = self.clock.now();
+        let tx = self.db.begin_serialized(tenant).await?;
+        let inserted = tx
+            .insert(accounts::ActiveModel {
+                id: Set(account.as_uuid()),
+                role: Set(new.role.code().to_owned()),
+                patient_id: Set(new.patient.map(|p| p.as_uuid())),
+                email_index: Set(index.to_vec()),
+                email: Set(sealed_email),
+                password_hash: Set(hash),
+                status: Set("active".to_owned()),
+                failed_sign_ins: Set(0),
+                throttled_until: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            })
+            .await;
+        match inserted {
+            Err(DbError::Conflict(_)) => return Err(AccountError::Taken),
+            other => other?,
+        };
+        tx.insert(totp_factors::ActiveModel {
+            account_id: Set(account.as_uuid()),
+            secret: Set(sealed_totp),
+            last_step: Set(None),
+            confirmed_at: Set(Some(now)),
+            created_at: Set(now),
+            ..Default::default()
+        })
+        .await?;
+        let actor = match by {
+            Principal::Operator => Actor::operator(),
+            _ => Actor::system(),
+        };
+        let mut event = NewEvent::new(actor, Action::Create, "Account", Purpose::Operations)
+            .map_err(AuditError::from)?
+            .resource(&row)
+            .map_err(AuditError::from)?;
+        event.patient = new.patient;
+        self.audit.append(&tx, &[event]).await?;
+        tx.commit().await?;
+
+        Ok(Created { account, totp })
+    }
+
+    /// The first step: the password. Starts a session that owes its second factor.
+    pub async fn sign_in(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        password: &Secret<String>,
+        client: &str,
+    ) -> Result<Issued, SignInError> {
+        let now = self.clock.now();
+        let email = normalize_email(email).unwrap_or_default();
+        let index = self.email_index(tenant, &email).await?;
+        let keys = [client_key(client), address_key(&index)];
+
+        let read = self.db.begin(tenant).await?;
+        let account = read
+            .find::<accounts::Entity>()
+            .filter(accounts::Column::EmailIndex.eq(index.to_vec()))
+            .one(read.conn())
+            .await?;
+        let counts = self.throttles(&read, &keys).await?;
+        read.commit().await?;
+        let actor = account.as_ref().map_or_else(anonymous, account_actor);
+
+        if let Some(until) = counts.iter().filter_map(|t| t.1).filter(|u| *u > now).max() {
+            self.record(tenant, &actor, Action::SignInFailed, Outcome::Denied, None)
+                .await?;
+            return Err(SignInError::TryLater { until });
+        }
+        let locked =
+            counts[1].0 >= LOCK_AFTER || account.as_ref().is_some_and(|a| a.status == "locked");
+        // The same work whether or not the account exists.
+        let matched = self
+            .hasher
+            .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+            .await?;
+        if locked {
+            self.record(tenant, &actor, Action::SignInFailed, Outcome::Denied, None)
+                .await?;
+            return Err(SignInError::Locked);
+        }
+        let Some(account) = account.filter(|_| matched) else {
+            self.fail(tenant, &actor, &keys, None).await?;
+            return Err(SignInError::Invalid);
+        };
+
+        let tx = self.db.begin_serialized(tenant).await?;
+        let id = AccountId::from_uuid(account.id);
+        let issued = self
+            .sessions
+            .issue(
+                &tx,
+                id,
+                Stage::Password,
+                self.clock.as_ref(),
+                self.entropy.as_ref(),
+            )
+            .await?;
+        tx.commit().await?;
+
+        Ok(issued)
+    }
+
+    /// The second step: a code from the authenticator app, for a session at the password
+    /// stage. Ends that session and starts a full one.
+    pub async fn verify_totp(
+        &self,
+        tenant: TenantId,
+        pending: &str,
+        code: &str,
+        client: &str,
+    ) -> Result<Issued, SignInError> {
+        let now = self.clock.now();
+        let tx = self.db.begin_serialized(tenant).await?;
+        let session = self.sessions.authenticate(&tx, pending, now).await?;
+        if session.stage != Stage::Password {
+            return Err(SignInError::NotPending);
+        }
+        let account = tx
+            .find::<accounts::Entity>()
+            .filter(accounts::Column::Id.eq(session.account.as_uuid()))
+            .one(tx.conn())
+            .await?
+            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        let factor = tx
+            .find::<totp_factors::Entity>()
+            .filter(totp_factors::Column::AccountId.eq(account.id))
+            .one(tx.conn())
+            .await?
+            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        let row = session.account.to_string();
+        let secret = self
+            .vault
+            .open(
+                &tx,
+                &place(tenant, "totp_factors", "secret", &row),
+                &factor.secret,
+            )
+            .await?;
+        let secret =
+            TotpSecret::from_slice(&secret).ok_or(SignInError::Session(SessionError::Unknown))?;
+        let last = factor.last_step.and_then(|s| u64::try_from(s).ok());
+        let actor = account_actor(&account);
+        let keys = [client_key(client), address_key(&account.email_index)];
+
+        let step = match secret.verify(code, now, last) {
+            Ok(step) => step,
+            Err(err) => {
+                drop(tx);
+                self.fail(tenant, &actor, &keys, Some(&session)).await?;
+                return Err(err.into());
+            }
+        };
+        tx.update_many::<totp_factors::Entity>()
+            .col_expr(
+                totp_factors::Column::LastStep,
+                Some(i64::try_from(step).unwrap_or(i64::MAX)).into(),
+            )
+            .filter(totp_factors::Column::AccountId.eq(account.id))
+            .exec(tx.conn())
+            .await?;
+        self.sessions.revoke(&tx, &session, now).await?;
+        let issued = self
+            .sessions
+            .issue(
+                &tx,
+                session.account,
+                Stage::Full,
+                self.clock.as_ref(),
+                self.entropy.as_ref(),
+            )
+            .await?;
+        self.clear(&tx, &keys).await?;
+        let client_ref = session_ref(&issued.session);
+        let patient = account.patient_id.map(PatientId::from_uuid);
+        let events = [Action::Mfa, Action::SignIn]
+            .map(|action| event(&actor, action, Outcome::Success, patient, Some(&client_ref)));
+        self.audit
+            .append(&tx, &events.into_iter().collect::<Result<Vec<_>, _>>()?)
+            .await?;
+        tx.commit().await?;
+
+        Ok(issued)
+    }
+
+    /// Who a session's bearer is, if it stands and is fully signed in.
+    pub async fn principal(
+        &self,
+        tenant: TenantId,
+        token: &str,
+    ) -> Result<(Principal, Session), SessionError> {
+        let tx = self.db.begin(tenant).await?;
+        let session = self
+            .sessions
+            .authenticate(&tx, token, self.clock.now())
+            .await?;
+        let account = tx
+            .find::<accounts::Entity>()
+            .filter(accounts::Column::Id.eq(session.account.as_uuid()))
+            .one(tx.conn())
+            .await?
+            .ok_or(SessionError::Unknown)?;
+        tx.commit().await?;
+        if session.stage != Stage::Full || account.status != "active" {
+            return Err(SessionError::Unknown);
+        }
+        let role = Role::from_code(&account.role).ok_or(SessionError::Unknown)?;
+        let reference = session_ref(&session);
+        let principal = match (role, account.patient_id) {
+            (Role::Patient, Some(patient)) => Principal::Patient {
+                tenant,
+                patient: PatientId::from_uuid(patient),
+                session: reference,
+            },
+            (role, _) => Principal::Staff {
+                tenant,
+                account: session.account,
+                role,
+                session: reference,
+            },
+        };
+
+        Ok((principal, session))
+    }
+
+    /// Whether `csrf` is the token issued with the session.
+    pub async fn csrf_matches(&self, session: &Session, csrf: &str) -> Result<bool, SessionError> {
+        let tx = self.db.begin(session.tenant).await?;
+        let same = self.sessions.csrf_matches(&tx, session, csrf).await?;
+        tx.commit().await?;
+        Ok(same)
+    }
+
+    /// Ends one session (`everywhere`: every session of its account).
+    pub async fn sign_out(&self, session: &Session, everywhere: bool) -> Result<(), SignInError> {
+        let now = self.clock.now();
+        let tx = self.db.begin_serialized(session.tenant).await?;
+        if everywhere {
+            self.sessions.revoke_all(&tx, session.account, now).await?;
+        } else {
+            self.sessions.revoke(&tx, session, now).await?;
+        }
+        let account = tx
+            .find::<accounts::Entity>()
+            .filter(accounts::Column::Id.eq(session.account.as_uuid()))
+            .one(tx.conn())
+            .await?
+            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        let patient = account.patient_id.map(PatientId::from_uuid);
+        let reference = session_ref(session);
+        let event = event(
+            &account_actor(&account),
+            Action::SignOut,
+            Outcome::Success,
+            patient,
+            Some(&reference),
+        )?;
+        self.audit.append(&tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The blind index of an address at a clinic: an HMAC under a platform key, so the
+    /// database can find an account by address without holding the address in the clear.
+    async fn email_index(
+        &self,
+        tenant: TenantId,
+        email: &str,
+    ) -> Result<[u8; 32], PlatformKeyError> {
+        let key = self.platform_keys.mac_key(EMAIL_INDEX_KEY).await?;
+        let mut message = tenant.as_uuid().as_bytes().to_vec();
+        message.extend_from_slice(email.as_bytes());
+        let mac = self
+            .platform_keys
+            .key_service()
+            .generate_mac(&key, &message)
+            .await?;
+        <[u8; 32]>::try_from(mac.as_slice()).map_err(|_| {
+            PlatformKeyError::KeyService(crate::crypto::keys::KeyError::Invalid("MAC length"))
+        })
+    }
+
+    /// Failures so far and the throttle's end, for each key.
+    async fn throttles(
+        &self,
+        tx: &TenantTx,
+        keys: &[String; 2],
+    ) -> Result<[(i32, Option<DateTime<Utc>>); 2], SignInError> {
+        let rows = tx
+            .find::<throttles::Entity>()
+            .filter(throttles::Column::Client.is_in(keys.to_vec()))
+            .all(tx.conn())
+            .await?;
+        Ok(keys.each_ref().map(|key| {
+            rows.iter()
+                .find(|row| &row.client == key)
+                .map_or((0, None), |row| (row.failures, row.throttled_until))
+        }))
+    }
+
+    /// Counts a failure against the client and the address, audits it.
+    async fn fail(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        keys: &[String; 2],
+        session: Option<&Session>,
+    ) -> Result<(), SignInError> {
+        let now = self.clock.now();
+        let tx = self.db.begin_serialized(tenant).await?;
+        let counts = self.throttles(&tx, keys).await?;
+        for (i, key) in keys.iter().enumerate() {
+            let failures = counts[i].0.saturating_add(1);
+            let grace = if i == 0 { CLIENT_GRACE } else { ADDRESS_GRACE };
+            let until = delay(failures, grace).map(|d| now + d);
+            throttles::Entity::insert(throttles::ActiveModel {
+                tenant_id: Set(tenant.as_uuid()),
+                client: Set(key.clone()),
+                failures: Set(failures),
+                throttled_until: Set(until),
+                updated_at: Set(now),
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([
+                    throttles::Column::TenantId,
+                    throttles::Column::Client,
+                ])
+                .update_columns([
+                    throttles::Column::Failures,
+                    throttles::Column::ThrottledUntil,
+                    throttles::Column::UpdatedAt,
+                ])
+                .to_owned(),
+            )
+            .exec(tx.conn())
+            .await?;
+            if let (1, true, Ok(account)) = (
+                i,
+                failures >= LOCK_AFTER,
+                uuid::Uuid::parse_str(actor.id.as_str()),
+            ) && actor.kind != ActorKind::Anonymous
+            {
+                tx.update_many::<accounts::Entity>()
+                    .col_expr(accounts::Column::Status, "locked".into())
+                    .filter(accounts::Column::Id.eq(account))
+                    .exec(tx.conn())
+                    .await?;
+            }
+        }
+        let reference = session.map(session_ref);
+        let event = event(
+            actor,
+            Action::SignInFailed,
+            Outcome::Denied,
+            None,
+            reference.as_deref(),
+        )?;
+        self.audit.append(&tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Clears the address's failures after a full sign-in (the client's are kept: one
+    /// success does not excuse an address that is trying many accounts).
+    async fn clear(&self, tx: &TenantTx, keys: &[String; 2]) -> Result<(), SignInError> {
+        tx.update_many::<throttles::Entity>()
+            .col_expr(throttles::Column::Failures, 0.into())
+            .col_expr(
+                throttles::Column::ThrottledUntil,
+                Option::<DateTime<Utc>>::None.into(),
+            )
+            .filter(throttles::Column::Client.eq(keys[1].clone()))
+            .exec(tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Records an event on its own.
+    async fn record(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        action: Action,
+        outcome: Outcome,
+        patient: Option<PatientId>,
+    ) -> Result<(), SignInError> {
+        self.audit
+            .record(tenant, &[event(actor, action, outcome, patient, None)?])
+            .await?;
+        Ok(())
+    }
+}
+
+/// Failures a client address may make before delays start (shared addresses, such as a
+/// clinic's own network, make more).
+const CLIENT_GRACE: i32 = 10;
+/// Failures an address typed may make before delays start.
+const ADDRESS_GRACE: i32 = 3;
+
+/// The delay after `failures` in a row: none within the grace, then 1 s doubling to at most
+/// 15 minutes.
+fn delay(failures: i32, grace: i32) -> Option<Duration> {
+    if failures <= grace {
+        return None;
+    }
+    let exponent = u32::try_from(failures - grace - 1).unwrap_or(0).min(20);
+    Some(Duration::seconds(1_i64 << exponent).min(Duration::minutes(15)))
+}
+
+fn client_key(client: &str) -> String {
+    let client: String = client.chars().take(60).collect();
+    format!("ip:{client}")
+}
+
+fn address_key(index: &[u8]) -> String {
+    let hex: String = index.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("id:{hex}")
+}
+
+/// A short, non-secret reference to a session for the audit trail: a prefix of its
+/// stored id (itself a hash of the token), never the token.
+fn session_ref(session: &Session) -> String {
+    let hex: String = session
+        .id
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("ses-{hex}")
+}
+
+fn anonymous() -> Actor {
+    Actor {
+        kind: ActorKind::Anonymous,
+        id: crate::audit::event::Token::for_uuid(uuid::Uuid::nil()),
+    }
+}
+
+fn account_actor(account: &accounts::Model) -> Actor {
+    let kind = if account.role == Role::Patient.code() {
+        ActorKind::Patient
+    } else {
+        ActorKind::Staff
+    };
+    Actor {
+        kind,
+        id: crate::audit::event::Token::for_uuid(account.id),
+    }
+}
+
+fn event(
+    actor: &Actor,
+    action: Action,
+    outcome: Outcome,
+    patient: Option<PatientId>,
+    client: Option<&str>,
+) -> Result<NewEvent, AuditError> {
+    let mut event =
+        NewEvent::new(actor.clone(), action, "Account", Purpose::PatientRequest)?.outcome(outcome);
+    event.patient = patient;
+    if let Some(client) = client {
+        event = event.client(client)?;
+    }
+    Ok(event)
+}
+
+fn place<'a>(
+    tenant: TenantId,
+    table: &'static str,
+    column: &'static str,
+    row: &'a str,
+) -> Place<'a> {
+    Place {
+        tenant,
+        table,
+        column,
+        row,
+    }
+}
+
+/// Trimmed, NFKC, lower case; `None` unless it looks like an address.
+fn normalize_email(email: &str) -> Option<String> {
+    let email: String = email.trim().nfkc().collect::<String>().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let plausible = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    plausible.then_some(email)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_after_the_grace_and_stop_at_fifteen_minutes() {
+        assert_eq!(delay(3, ADDRESS_GRACE), None);
+        assert_eq!(delay(4, ADDRESS_GRACE), Some(Duration::seconds(1)));
+        assert_eq!(delay(5, ADDRESS_GRACE), Some(Duration::seconds(2)));
+        assert_eq!(delay(8, ADDRESS_GRACE), Some(Duration::seconds(16)));
+        assert_eq!(delay(99, ADDRESS_GRACE), Some(Duration::minutes(15)));
+        assert_eq!(delay(10, CLIENT_GRACE), None);
+    }
+
+    #[test]
+    fn addresses_are_normalized_and_checked() {
+        assert_eq!(
+            normalize_email("  Maria@Example.ORG "),
+            Some("maria@example.org".to_owned())
+        );
+        for bad in [
+            "",
+            "maria",
+            "@example.org",
+            "maria@example",
+            "maria@.org",
+            "ma ria@example.org",
+        ] {
+            assert_eq!(normalize_email(bad), None, "{bad:?}");
+        }
+    }
+}
