@@ -8,6 +8,7 @@ use async_graphql::{Error, ErrorExtensions};
 use portico_platform::audit::AuditError;
 use portico_platform::crypto::keys::KeyError;
 use portico_platform::crypto::vault::VaultError;
+use portico_platform::identity::local::SignInError;
 use portico_tenants::TenantError;
 
 /// Stable error codes, part of the API contract.
@@ -31,6 +32,8 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The caller may not do this.
     Forbidden,
+    /// Too many failed attempts; `extensions.retryAfter` says when to try again.
+    TooManyAttempts,
     /// The thing asked for does not exist, or is not the caller's to see.
     NotFound,
     /// A service Portico depends on (the key service) is unreachable; try again later.
@@ -52,6 +55,7 @@ impl ErrorCode {
             Self::BatchLimit => "BATCH_LIMIT",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::Forbidden => "FORBIDDEN",
+            Self::TooManyAttempts => "TOO_MANY_ATTEMPTS",
             Self::NotFound => "NOT_FOUND",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
@@ -108,6 +112,37 @@ pub fn from_vault(err: VaultError) -> Error {
         }
         VaultError::TenantKeyDeleted => ErrorCode::NotFound.error("Not found."),
         _ => internal(&err),
+    }
+}
+
+/// Translates a sign-in failure: every refusal keeps its non-revealing message.
+pub(crate) fn from_sign_in(err: SignInError) -> Error {
+    match err {
+        SignInError::Invalid | SignInError::Code(_) | SignInError::Locked => {
+            ErrorCode::Unauthenticated.error(capitalized(&err))
+        }
+        SignInError::TryLater { until } => ErrorCode::TooManyAttempts
+            .error(capitalized(&err))
+            .extend_with(|_, ext| {
+                ext.set(
+                    "retryAfter",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                );
+            }),
+        SignInError::NotPending | SignInError::Session(_) => {
+            ErrorCode::Unauthenticated.error("Sign in with your password first.")
+        }
+        SignInError::Internal(_) => internal(&err),
+    }
+}
+
+/// An error's message as a sentence.
+fn capitalized(err: &dyn std::fmt::Display) -> String {
+    let text = err.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => text,
     }
 }
 

@@ -6,18 +6,25 @@
 
 pub mod error;
 mod limits;
+mod mutation;
 mod query;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptySubscription, Schema};
+use std::sync::Arc;
+
 use portico_platform::audit::AuditTrail;
+use portico_platform::identity::local::LocalIdentity;
+use portico_platform::identity::sessions::Session;
 use portico_platform::principal::Principal;
+use portico_platform::secret::Secret;
 use portico_tenants::{Tenant, TenantService};
 
 pub use error::ErrorCode;
+pub use mutation::{Mutation, SESSION_COOKIE};
 pub use query::Query;
 
 /// The schema served at `/graphql`.
-pub type PorticoSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type PorticoSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Bounds on what one request may ask for.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +44,19 @@ pub struct RequestContext {
     pub tenant: Tenant,
     /// Who is asking.
     pub principal: Principal,
+    /// The session the request's cookie names, at whatever stage, with its token.
+    pub session: Option<RequestSession>,
+    /// The client's address, for sign-in throttling.
+    pub client: String,
+}
+
+/// The session a request carried.
+#[derive(Debug, Clone)]
+pub struct RequestSession {
+    /// The session.
+    pub session: Session,
+    /// Its token, as the cookie held it.
+    pub token: Arc<Secret<String>>,
 }
 
 /// Builds the schema. Introspection is served only in development: in production the API's
@@ -44,12 +64,14 @@ pub struct RequestContext {
 pub fn build_schema(
     tenants: TenantService,
     audit: AuditTrail,
+    identity: LocalIdentity,
     limits: Limits,
     development: bool,
 ) -> PorticoSchema {
-    let builder = Schema::build(Query, EmptyMutation, EmptySubscription)
+    let builder = Schema::build(Query, Mutation, EmptySubscription)
         .data(tenants)
         .data(audit)
+        .data(identity)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(8)
@@ -68,7 +90,7 @@ pub fn build_schema(
 
 /// The schema in SDL, as committed at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+    Schema::build(Query, Mutation, EmptySubscription)
         .finish()
         .sdl()
 }

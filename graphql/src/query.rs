@@ -63,8 +63,52 @@ pub struct Accessor {
     is_you: bool,
 }
 
+/// Who is signed in.
+#[derive(Debug, SimpleObject)]
+pub struct Me {
+    /// `patient` or `staff`.
+    kind: String,
+    /// The staff role (provider, nurse, front_desk, billing, tenant_admin); null for
+    /// patients.
+    role: Option<String>,
+    /// For a patient, the patient record the account is linked to.
+    patient_id: Option<String>,
+    /// The clinic.
+    clinic: String,
+    /// When the session ends at the latest, in RFC 3339 (UTC).
+    session_expires_at: Option<String>,
+}
+
 #[Object]
 impl Query {
+    /// Who is signed in at this portal; null when nobody is (or sign-in is half done).
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<Me>> {
+        let request = request_context(ctx)?;
+        let expires = request.session.as_ref().map(|current| {
+            current
+                .session
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
+        Ok(match &request.principal {
+            Principal::Patient { patient, .. } => Some(Me {
+                kind: "patient".to_owned(),
+                role: None,
+                patient_id: Some(patient.to_string()),
+                clinic: request.tenant.slug.to_string(),
+                session_expires_at: expires,
+            }),
+            Principal::Staff { role, .. } => Some(Me {
+                kind: "staff".to_owned(),
+                role: Some(role.code().to_owned()),
+                patient_id: None,
+                clinic: request.tenant.slug.to_string(),
+                session_expires_at: expires,
+            }),
+            _ => None,
+        })
+    }
+
     /// Who has opened your record: every access to your data, newest first. Only a
     /// signed-in patient may ask, and only about themselves.
     async fn access_log(
@@ -131,7 +175,7 @@ impl Query {
     }
 }
 
-fn request_context<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext> {
+pub(crate) fn request_context<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext> {
     // The HTTP edge always supplies it; its absence is a wiring fault, not a client error.
     ctx.data_opt::<RequestContext>()
         .ok_or_else(|| ErrorCode::Internal.error("Internal error."))

@@ -47,6 +47,8 @@ pub struct Config {
     pub keys: KeysConfig,
     /// The audit trail's checkpoints and archive.
     pub audit: AuditConfig,
+    /// Sign-in and sessions.
+    pub identity: IdentityConfig,
     /// Log output.
     pub logging: LoggingConfig,
 }
@@ -243,6 +245,23 @@ pub struct AwsKeysConfig {
     pub platform_role_arn: Option<String>,
 }
 
+/// Sign-in and sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Minutes of inactivity after which a session ends (1–15; HIPAA practice is 15 at
+    /// most). Sessions also end 12 hours after sign-in, however active.
+    pub idle_timeout_minutes: u32,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_minutes: 15,
+        }
+    }
+}
+
 /// The audit trail's checkpoints and archive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -333,6 +352,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             keys: KeysConfig::default(),
             audit: AuditConfig::default(),
+            identity: IdentityConfig::default(),
             logging: LoggingConfig::default(),
         }
     }
@@ -508,6 +528,12 @@ impl Config {
             return Err(ConfigError::new(
                 "keys.cache_max_entries",
                 "must be greater than zero",
+            ));
+        }
+        if !(1..=15).contains(&self.identity.idle_timeout_minutes) {
+            return Err(ConfigError::new(
+                "identity.idle_timeout_minutes",
+                "must be 1 to 15",
             ));
         }
         if !(60..=86_400).contains(&self.audit.checkpoint_interval_secs) {

@@ -8,9 +8,13 @@ use portico_platform::audit::AuditTrail;
 use portico_platform::audit::archive::ArchiveSink;
 use portico_platform::audit::checkpoint::Checkpointer;
 use portico_platform::clock::{Clock, SystemClock};
+use portico_platform::crypto::platform_keys::PlatformKeys;
 use portico_platform::crypto::vault::Vault;
 use portico_platform::db::Db;
 use portico_platform::entropy::{Entropy, SystemEntropy};
+use portico_platform::identity::local::{LocalIdentity, Parts};
+use portico_platform::identity::password::{MemoryBlocklist, PasswordHasher, PasswordPolicy};
+use portico_platform::identity::sessions::Sessions;
 use portico_tenants::TenantService;
 
 use crate::audit::local::LocalArchive;
@@ -31,6 +35,8 @@ pub struct Services {
     pub audit: AuditTrail,
     /// Signs and archives the audit trail.
     pub checkpointer: Checkpointer,
+    /// Accounts, sign-in and sessions.
+    pub identity: LocalIdentity,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The entropy.
@@ -63,12 +69,32 @@ impl Services {
             segment_after,
         );
 
+        let identity = LocalIdentity::new(Parts {
+            db: db.clone(),
+            vault: vault.clone(),
+            audit: audit.clone(),
+            platform_keys: PlatformKeys::new(
+                db.clone(),
+                vault.key_service().clone(),
+                clock.clone(),
+            ),
+            hasher: PasswordHasher::new(entropy.as_ref())
+                .context("cannot set up password hashing")?,
+            policy: PasswordPolicy::new(MemoryBlocklist::common()),
+            sessions: Sessions::new(chrono::Duration::minutes(i64::from(
+                config.identity.idle_timeout_minutes,
+            ))),
+            clock: clock.clone(),
+            entropy: entropy.clone(),
+        });
+
         Ok(Self {
             db,
             vault,
             tenants,
             audit,
             checkpointer,
+            identity,
             clock,
             entropy,
         })

@@ -23,7 +23,9 @@ pub enum Principal {
     Patient {
         /// The clinic.
         tenant: TenantId,
-        /// Who they are in that clinic.
+        /// Their account.
+        account: AccountId,
+        /// Who they are in that clinic: the patient record the account is linked to.
         patient: PatientId,
         /// The session they act through (its id, never its token).
         session: String,

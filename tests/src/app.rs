@@ -204,6 +204,27 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Runs `portico <args>` with `input` on its standard input.
+    pub async fn cli_with_input(&self, args: &[&str], input: &str) -> Output {
+        use tokio::io::AsyncWriteExt;
+
+        let setup = Setup {
+            env: &self.env,
+            data_dir: self.data_dir.path().to_owned(),
+        };
+        let mut child = setup
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        child.wait_with_output().await.unwrap()
+    }
+
     /// The database as its owner: the SQLite file, or the PostgreSQL database's owner.
     pub fn owner_url(&self) -> String {
         match &self._database {

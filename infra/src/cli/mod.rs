@@ -19,6 +19,7 @@ use portico_tenants::{
     DomainName, NewTenant, TenantError, TenantResolver, TenantService, TenantSlug,
 };
 
+mod account;
 mod audit;
 
 use crate::config::{Config, DatabaseProvider, Mode, Sources};
@@ -57,9 +58,19 @@ enum Command {
     /// Verify, checkpoint and export the audit trail.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Manage sign-in accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an account (password read from standard input) and print its authenticator
+    /// secret, once.
+    Create(account::CreateAccount),
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +232,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Tenant(command) => tenant(command, &config).await,
         Command::Keys(command) => keys(command, &config).await,
         Command::Audit(command) => audit::run(command, services(&config).await?).await,
+        Command::Account(AccountCommand::Create(args)) => {
+            account::create(args, services(&config).await?).await
+        }
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_redacted_toml());
             Ok(())
@@ -239,18 +253,91 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 async fn demo(config: Config) -> anyhow::Result<()> {
     debug_assert_eq!(config.database.provider, DatabaseProvider::Sqlite);
     migrate(&config).await?;
-    let service = tenant_service(&config).await?;
+    let services = services(&config).await?;
     let demo = NewTenant {
         slug: "sunrise".parse()?,
         display_name: "Sunrise Family Clinic".to_owned(),
         domains: Vec::new(),
     };
-    match service.create(&Principal::System, demo).await {
+    match services.tenants.create(&Principal::System, demo).await {
         Ok(_) | Err(TenantError::SlugTaken(_)) => {}
         Err(err) => return Err(err).context("cannot create the demo clinic"),
     }
+    demo_patient(&config, &services).await?;
 
     serve(config, Some(Banner::Demo)).await
+}
+
+/// The demo patient's address and password (development mode only, on the demo clinic).
+const DEMO_EMAIL: &str = "demo.patient@example.org";
+const DEMO_PASSWORD: &str = "orange kite river 2026";
+
+/// Creates the demo patient once, and keeps how to sign in as them in
+/// `<data_dir>/demo-sign-in.txt` (mode 0600): the authenticator secret is shown only when
+/// an account is made.
+async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = config.data_dir.join("demo-sign-in.txt");
+    if path.exists() {
+        return Ok(());
+    }
+    let tenant = services
+        .tenants
+        .get(&Principal::System, &"sunrise".parse()?)
+        .await?;
+    let patient = portico_platform::ids::PatientId::generate(
+        services.clock.as_ref(),
+        services.entropy.as_ref(),
+    );
+    let created = account::create_account(
+        services,
+        &tenant,
+        DEMO_EMAIL,
+        &portico_platform::secret::Secret::new(DEMO_PASSWORD.to_owned()),
+        portico_platform::identity::role::Role::Patient,
+        Some(patient),
+    )
+    .await
+    .context("cannot create the demo patient")?;
+    let base32 = created.totp.base32();
+    let secret = base32.as_str();
+    let text = format!(
+        "Demo patient at Sunrise Family Clinic\n\
+         \x20 e-mail:   {DEMO_EMAIL}\n\
+         \x20 password: {DEMO_PASSWORD}\n\
+         \x20 authenticator secret: {secret}\n\
+         \x20 (add it to any authenticator app, or: {}\n\
+         \x20 otpauth URI: {}\n\n\
+         Sign in (curl keeps the session cookie in ./jar):\n\
+         \x20 curl -s -c jar -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"query\":\"mutation {{ signIn(email: \\\"{DEMO_EMAIL}\\\", password: \\\"{DEMO_PASSWORD}\\\") {{ next }} }}\"}}'\n\
+         \x20 curl -s -c jar -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
+         \x20      -d '{{\"query\":\"mutation {{ verifyTotp(code: \\\"123456\\\") {{ csrfToken }} }}\"}}'\n\
+         \x20 curl -s -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
+         \x20      -H 'x-csrf-token: <csrfToken from the last answer>' -d '{{\"query\":\"{{ me {{ kind patientId clinic }} }}\"}}'\n",
+        totp_one_liner(secret),
+        created.totp.uri(&tenant.display_name, DEMO_EMAIL).as_str(),
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+
+    Ok(())
+}
+
+/// A command that prints the current code for `secret` with nothing but Python.
+fn totp_one_liner(secret: &str) -> String {
+    format!(
+        "python3 -c \"import base64,hmac,struct,time;k=base64.b32decode('{secret}');\
+         h=hmac.digest(k,struct.pack('>Q',int(time.time())//30),'sha1');o=h[19]&15;\
+         print('%06d'%((int.from_bytes(h[o:o+4],'big')&0x7fffffff)%1000000))\")"
+    )
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -264,6 +351,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         tenants,
         audit,
         checkpointer,
+        identity,
         clock,
         entropy,
         ..
@@ -287,7 +375,8 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         max_aliases: config.graphql.max_aliases,
     };
     let development = config.mode == Mode::Development;
-    let schema = portico_graphql::build_schema(tenants, audit, limits, development);
+    let schema =
+        portico_graphql::build_schema(tenants, audit, identity.clone(), limits, development);
     let settings = EdgeSettings {
         body_limit_bytes: config.http.body_limit_bytes,
         request_timeout: std::time::Duration::from_secs(config.http.request_timeout_secs),
@@ -301,6 +390,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         db,
         resolver,
         schema,
+        identity,
         settings: Arc::new(settings),
     };
 
@@ -311,6 +401,9 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
     tracing::info!(http.address = %address, mode = ?config.mode, "listening");
     if let Some(Banner::Demo) = banner {
         print_demo_banner(address, &config.http.base_domain);
+        if let Ok(text) = std::fs::read_to_string(config.data_dir.join("demo-sign-in.txt")) {
+            println!("{text}");
+        }
     }
 
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_secs);

@@ -6,8 +6,14 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use portico_graphql::{ErrorCode, RequestContext};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use portico_graphql::{ErrorCode, RequestContext, RequestSession, SESSION_COOKIE};
+use portico_platform::identity::sessions::Stage;
 use portico_platform::principal::Principal;
+use portico_platform::secret::Secret;
 use serde_json::json;
 
 use super::layers::request_id;
@@ -47,15 +53,89 @@ pub(crate) async fn graphql(
         return refused(ErrorCode::BatchLimit, &message);
     }
 
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+    let mut principal = Principal::Anonymous {
+        request: request_id,
+    };
+    let mut session = None;
+    if let Some(token) = session_cookie(&parts.headers) {
+        // An unknown, ended or other clinic's session is no session: the request goes on
+        // as anonymous.
+        if let Ok((resolved, found)) = state.identity.resolve(tenant.id, &token).await {
+            if found.stage == Stage::Full {
+                // A request made with a full session's cookie must prove it came from the
+                // page that holds the session's CSRF token.
+                let csrf = parts
+                    .headers
+                    .get(CSRF_HEADER)
+                    .and_then(|value| value.to_str().ok());
+                let genuine = match csrf {
+                    Some(csrf) => state
+                        .identity
+                        .csrf_matches(&found, csrf)
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if !genuine {
+                    return csrf_refused();
+                }
+            }
+            if let Some(resolved) = resolved {
+                principal = resolved;
+            }
+            session = Some(RequestSession {
+                session: found,
+                token: Arc::new(Secret::new(token)),
+            });
+        }
+    }
+
     let context = RequestContext {
         tenant,
-        principal: Principal::Anonymous {
-            request: request_id,
-        },
+        principal,
+        session,
+        client,
     };
     let response = state.schema.execute_batch(batch.data(context)).await;
+    let headers: Vec<_> = response
+        .http_headers_iter()
+        .filter(|(name, _)| name == header::SET_COOKIE)
+        .collect();
+    let mut response = Json(response).into_response();
+    for (name, value) in headers {
+        response.headers_mut().append(name, value);
+    }
 
-    Json(response).into_response()
+    response
+}
+
+/// The header carrying the session's CSRF token.
+pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session token from the request's cookie, if it has one.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+}
+
+fn csrf_refused() -> Response {
+    let body = json!({ "errors": [{
+        "message": "This request must carry the X-CSRF-Token header given at sign-in.",
+        "extensions": { "code": "CSRF_FAILED" }
+    }] });
+
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
 }
 
 /// GraphiQL, only in development; production publishes the schema file instead.

@@ -19,6 +19,7 @@ use portico_graphql::PorticoSchema;
 use portico_platform::clock::Clock;
 use portico_platform::db::Db;
 use portico_platform::entropy::Entropy;
+use portico_platform::identity::local::LocalIdentity;
 use portico_tenants::TenantResolver;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub resolver: TenantResolver,
     /// The GraphQL schema.
     pub schema: PorticoSchema,
+    /// Sessions: who a request's cookie names.
+    pub identity: LocalIdentity,
     /// Edge settings.
     pub settings: Arc<EdgeSettings>,
 }
@@ -122,6 +125,7 @@ pub async fn serve(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");

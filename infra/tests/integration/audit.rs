@@ -181,6 +181,10 @@ fn patient(n: u8) -> PatientId {
     PatientId::from_uuid(uuid::Uuid::from_bytes([n; 16]))
 }
 
+fn account() -> portico_platform::ids::AccountId {
+    portico_platform::ids::AccountId::from_uuid(uuid::Uuid::from_bytes([9; 16]))
+}
+
 fn first_break(report: &Report) -> Break {
     report
         .breaks
@@ -710,6 +714,7 @@ async fn a_patient_sees_who_opened_their_record_and_only_theirs() {
     f.trail.record(f.sunrise.id, &[denied]).await.unwrap();
     let me = Principal::Patient {
         tenant: f.sunrise.id,
+        account: account(),
         patient: mine,
         session: "ses-9".to_owned(),
     };
@@ -750,6 +755,7 @@ async fn graphql_as(f: &Fixture, principal: Principal, query: &str) -> serde_jso
     let schema = portico_graphql::build_schema(
         f.platform.tenants.clone(),
         f.trail.clone(),
+        f.platform.identity(),
         portico_graphql::Limits {
             max_depth: 10,
             max_complexity: 500,
@@ -760,6 +766,8 @@ async fn graphql_as(f: &Fixture, principal: Principal, query: &str) -> serde_jso
     let context = portico_graphql::RequestContext {
         tenant: f.sunrise.clone(),
         principal,
+        session: None,
+        client: "192.0.2.1".to_owned(),
     };
     let response = schema
         .execute(async_graphql::Request::new(query).data(context))
@@ -780,6 +788,7 @@ async fn the_access_log_field_answers_the_signed_in_patient_only() {
     let query = "{ accessLog(first: 2) { entries { at action dataKind outcome purpose who { kind name role isYou } } nextCursor } }";
     let me = Principal::Patient {
         tenant: f.sunrise.id,
+        account: account(),
         patient: mine,
         session: "ses-1".to_owned(),
     };
@@ -817,6 +826,7 @@ async fn the_access_log_field_answers_the_signed_in_patient_only() {
     };
     let elsewhere = Principal::Patient {
         tenant: f.platform.tenant("harbor").await.id,
+        account: account(),
         patient: mine,
         session: "ses-2".to_owned(),
     };

@@ -90,6 +90,34 @@ impl Platform {
         )
     }
 
+    /// The embedded identity provider on this platform, with cheap password hashing.
+    pub fn identity(&self) -> portico_platform::identity::local::LocalIdentity {
+        use portico_platform::identity::local::{LocalIdentity, Parts};
+        use portico_platform::identity::password::{
+            MemoryBlocklist, PasswordHasher, PasswordPolicy,
+        };
+
+        let clock: Arc<dyn portico_platform::clock::Clock> = Arc::new(self.clock.clone());
+        let entropy = Arc::new(SeededEntropy::new(21));
+        LocalIdentity::new(Parts {
+            db: self.db.clone(),
+            vault: self.vault.clone(),
+            audit: portico_platform::audit::AuditTrail::new(self.db.clone(), clock.clone()),
+            platform_keys: portico_platform::crypto::platform_keys::PlatformKeys::new(
+                self.db.clone(),
+                self.keys.clone(),
+                clock.clone(),
+            ),
+            hasher: PasswordHasher::for_tests(entropy.as_ref()).unwrap(),
+            policy: PasswordPolicy::new(MemoryBlocklist::common()),
+            sessions: portico_platform::identity::sessions::Sessions::new(
+                chrono::Duration::minutes(15),
+            ),
+            clock,
+            entropy,
+        })
+    }
+
     /// Creates a tenant as an operator would.
     pub async fn tenant(&self, slug: &str) -> Tenant {
         let new = NewTenant {

@@ -7,16 +7,12 @@ use std::sync::Arc;
 use chrono::Duration;
 use portico_platform::audit::{Action, ActorKind, AuditTrail, Outcome};
 use portico_platform::clock::Clock;
-use portico_platform::crypto::platform_keys::PlatformKeys;
-use portico_platform::entropy::SeededEntropy;
 use portico_platform::identity::local::{
-    AccountError, Created, LOCK_AFTER, LocalIdentity, NewAccount, Parts, SignInError,
+    AccountError, Created, LOCK_AFTER, LocalIdentity, NewAccount, SignInError,
 };
-use portico_platform::identity::password::{
-    MemoryBlocklist, PasswordHasher, PasswordPolicy, PasswordProblem,
-};
+use portico_platform::identity::password::PasswordProblem;
 use portico_platform::identity::role::Role;
-use portico_platform::identity::sessions::{SessionError, Sessions, Stage};
+use portico_platform::identity::sessions::{SessionError, Stage};
 use portico_platform::identity::totp::TotpError;
 use portico_platform::ids::{PatientId, TenantId};
 use portico_platform::principal::Principal;
@@ -38,20 +34,8 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let platform = Platform::new(Default::default()).await;
     let sunrise = platform.tenant("sunrise").await;
-    let clock: Arc<dyn portico_platform::clock::Clock> = Arc::new(platform.clock.clone());
-    let entropy = Arc::new(SeededEntropy::new(21));
-    let audit = AuditTrail::new(platform.db.clone(), clock.clone());
-    let identity = LocalIdentity::new(Parts {
-        db: platform.db.clone(),
-        vault: platform.vault.clone(),
-        audit: audit.clone(),
-        platform_keys: PlatformKeys::new(platform.db.clone(), platform.keys.clone(), clock.clone()),
-        hasher: PasswordHasher::for_tests(entropy.as_ref()).unwrap(),
-        policy: PasswordPolicy::new(MemoryBlocklist::common()),
-        sessions: Sessions::new(Duration::minutes(15)),
-        clock,
-        entropy,
-    });
+    let audit = AuditTrail::new(platform.db.clone(), Arc::new(platform.clock.clone()));
+    let identity = platform.identity();
 
     Fixture {
         platform,

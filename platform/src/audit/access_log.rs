@@ -14,7 +14,7 @@ use super::AuditError;
 use super::entity::{actors, events};
 use super::event::{Action, Actor, ActorKind, NewEvent, Outcome, Purpose};
 use super::trail::{AuditTrail, from_row, micros};
-use crate::ids::{PatientId, TenantId};
+use crate::ids::{AccountId, TenantId};
 use crate::principal::Principal;
 
 /// The most entries one page may hold.
@@ -125,6 +125,7 @@ impl AuditTrail {
     ) -> Result<AccessLogPage, AuditError> {
         let Principal::Patient {
             tenant,
+            account,
             patient,
             session,
         } = principal
@@ -133,7 +134,7 @@ impl AuditTrail {
         };
         let (tenant, patient) = (*tenant, *patient);
         let first = first.clamp(1, MAX_PAGE);
-        let me = patient_actor(patient);
+        let me = patient_actor(*account);
 
         let mut access = self.begin(tenant).await?;
         let tx = access.tx();
@@ -204,10 +205,10 @@ impl AuditTrail {
     }
 }
 
-/// The actor a patient acts as, in events about their own record.
-pub fn patient_actor(patient: PatientId) -> Actor {
+/// The actor a patient is in events: their account, acting on their record.
+pub fn patient_actor(account: AccountId) -> Actor {
     Actor {
         kind: ActorKind::Patient,
-        id: super::event::Token::for_uuid(patient.as_uuid()),
+        id: super::event::Token::for_uuid(account.as_uuid()),
     }
 }

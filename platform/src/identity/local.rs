@@ -432,6 +432,19 @@ impl LocalIdentity {
         tenant: TenantId,
         token: &str,
     ) -> Result<(Principal, Session), SessionError> {
+        match self.resolve(tenant, token).await? {
+            (Some(principal), session) => Ok((principal, session)),
+            (None, _) => Err(SessionError::Unknown),
+        }
+    }
+
+    /// The session a token names, at whatever stage, and its bearer's principal once fully
+    /// signed in (`None` while the second factor is owed).
+    pub async fn resolve(
+        &self,
+        tenant: TenantId,
+        token: &str,
+    ) -> Result<(Option<Principal>, Session), SessionError> {
         let tx = self.db.begin(tenant).await?;
         let session = self
             .sessions
@@ -444,14 +457,18 @@ impl LocalIdentity {
             .await?
             .ok_or(SessionError::Unknown)?;
         tx.commit().await?;
-        if session.stage != Stage::Full || account.status != "active" {
+        if account.status != "active" {
             return Err(SessionError::Unknown);
+        }
+        if session.stage != Stage::Full {
+            return Ok((None, session));
         }
         let role = Role::from_code(&account.role).ok_or(SessionError::Unknown)?;
         let reference = session_ref(&session);
         let principal = match (role, account.patient_id) {
             (Role::Patient, Some(patient)) => Principal::Patient {
                 tenant,
+                account: session.account,
                 patient: PatientId::from_uuid(patient),
                 session: reference,
             },
@@ -463,7 +480,7 @@ impl LocalIdentity {
             },
         };
 
-        Ok((principal, session))
+        Ok((Some(principal), session))
     }
 
     /// Whether `csrf` is the token issued with the session.

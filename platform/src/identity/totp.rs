@@ -52,6 +52,24 @@ impl TotpSecret {
         Some(Self(Zeroizing::new(array)))
     }
 
+    /// A secret given in base32 (as authenticator apps show it), if it decodes to the
+    /// right length.
+    pub fn from_base32(text: &str) -> Option<Self> {
+        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let mut bytes = Zeroizing::new(Vec::with_capacity(SECRET_LEN));
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for c in text.trim().trim_end_matches('=').bytes() {
+            let value = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())?;
+            buffer = (buffer << 5) | u32::try_from(value).ok()?;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                bytes.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+            }
+        }
+        Self::from_slice(&bytes)
+    }
+
     /// The bytes, to store sealed.
     pub fn expose(&self) -> &[u8] {
         self.0.as_ref()
@@ -272,6 +290,10 @@ mod tests {
                 .as_str(),
             "otpauth://totp/Sunrise%20Family%20Clinic:maria%40example.org?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Sunrise%20Family%20Clinic&algorithm=SHA1&digits=6&period=30"
         );
+        let back = TotpSecret::from_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
+        assert_eq!(back.expose(), RFC_SECRET);
+        assert!(TotpSecret::from_base32("GEZD!").is_none());
+        assert!(TotpSecret::from_base32("GEZDGNBV").is_none());
         let generated = TotpSecret::generate(&SeededEntropy::new(1));
         assert_eq!(generated.expose().len(), 20);
         assert_eq!(format!("{generated:?}"), "TotpSecret(***)");

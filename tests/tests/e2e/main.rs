@@ -12,6 +12,7 @@ mod audit;
 mod config;
 mod graphql;
 mod health;
+mod identity;
 mod keys;
 mod logging;
 mod shutdown;

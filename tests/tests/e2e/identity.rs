@@ -1,0 +1,205 @@
+//! Sign-in from the binary over HTTP: an account made with the CLI, the password step and
+//! the TOTP step through GraphQL, the session cookie and CSRF token, `me`, sign-out — and
+//! no password, code or token in the server's log.
+
+use portico_platform::clock::{Clock, SystemClock};
+use portico_platform::identity::totp::TotpSecret;
+use portico_tests::TestApp;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const HOST: &str = "sunrise.localhost";
+const EMAIL: &str = "ana@example.org";
+const PASSWORD: &str = "violet harbor lantern";
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    set_cookie: Option<String>,
+}
+
+async fn post(
+    app: &TestApp,
+    host: &str,
+    query: &str,
+    cookie: Option<&str>,
+    csrf: Option<&str>,
+) -> Answer {
+    let mut request = app
+        .request(reqwest::Method::POST, host, "/graphql")
+        .json(&json!({ "query": query }));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("__Host-portico_session={cookie}"));
+    }
+    if let Some(csrf) = csrf {
+        request = request.header("x-csrf-token", csrf);
+    }
+    let response = request.send().await.unwrap();
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|value| value.to_str().unwrap().to_owned());
+    Answer {
+        status: response.status(),
+        body: response.json().await.unwrap(),
+        set_cookie,
+    }
+}
+
+/// The session token a `Set-Cookie` header carries.
+fn token(set_cookie: &str) -> String {
+    set_cookie
+        .strip_prefix("__Host-portico_session=")
+        .and_then(|rest| rest.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+fn sign_in(email: &str, password: &str) -> String {
+    format!("mutation {{ signIn(email: \"{email}\", password: \"{password}\") {{ next }} }}")
+}
+
+#[tokio::test]
+async fn a_patient_signs_in_with_password_and_authenticator_then_signs_out() {
+    let app = TestApp::builder()
+        .tenant("sunrise", "Sunrise Family Clinic")
+        .tenant("harbor", "Harbor Health")
+        .start()
+        .await;
+    let created = app
+        .cli_with_input(
+            &[
+                "account", "create", "--tenant", "sunrise", "--email", EMAIL, "--role", "patient",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .await;
+    assert!(created.status.success(), "{created:?}");
+    let out = String::from_utf8_lossy(&created.stdout).into_owned();
+    let secret = out
+        .split("authenticator secret (shown once): ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    let totp = TotpSecret::from_base32(secret).unwrap();
+
+    // A wrong password and an unknown address: the same answer.
+    let wrong = post(&app, HOST, &sign_in(EMAIL, "not the password"), None, None).await;
+    let unknown = post(
+        &app,
+        HOST,
+        &sign_in("nobody@example.org", PASSWORD),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(
+        wrong.body["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    assert!(wrong.set_cookie.is_none());
+
+    // The password step sets a cookie that reaches nothing yet.
+    let step = post(&app, HOST, &sign_in(EMAIL, PASSWORD), None, None).await;
+    assert_eq!(step.body["data"]["signIn"]["next"], "TOTP", "{}", step.body);
+    let set_cookie = step.set_cookie.unwrap();
+    for attribute in ["Path=/", "HttpOnly", "Secure", "SameSite=Lax"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let pending = token(&set_cookie);
+    let me = post(&app, HOST, "{ me { kind } }", Some(&pending), None).await;
+    assert_eq!(me.body["data"]["me"], Value::Null);
+
+    // The code step replaces the session (a new token) and hands over the CSRF token.
+    let code = totp.code_at(SystemClock.now());
+    let verified = post(
+        &app,
+        HOST,
+        &format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
+        Some(&pending),
+        None,
+    )
+    .await;
+    let csrf = verified.body["data"]["verifyTotp"]["csrfToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", verified.body))
+        .to_owned();
+    let session = token(&verified.set_cookie.unwrap());
+    assert_ne!(session, pending);
+
+    // With the cookie, every request must carry the CSRF token.
+    let forged = post(&app, HOST, "{ me { kind } }", Some(&session), None).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        forged.body["errors"][0]["extensions"]["code"],
+        "CSRF_FAILED"
+    );
+    let me = post(
+        &app,
+        HOST,
+        "{ me { kind clinic patientId } }",
+        Some(&session),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(me.body["data"]["me"]["kind"], "patient", "{}", me.body);
+    assert_eq!(me.body["data"]["me"]["clinic"], "sunrise");
+
+    // Another clinic's portal does not know the session.
+    let elsewhere = post(
+        &app,
+        "harbor.localhost",
+        "{ me { kind } }",
+        Some(&session),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(
+        elsewhere.body["data"]["me"],
+        Value::Null,
+        "{}",
+        elsewhere.body
+    );
+
+    // Signing out clears the cookie and ends the session.
+    let out = post(
+        &app,
+        HOST,
+        "mutation { signOut }",
+        Some(&session),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(out.body["data"]["signOut"], true, "{}", out.body);
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    let me = post(&app, HOST, "{ me { kind } }", Some(&session), Some(&csrf)).await;
+    assert_eq!(me.body["data"]["me"], Value::Null);
+
+    // Nothing secret reached the log.
+    let logs = app.logs();
+    for secret_text in [PASSWORD, secret, &code, &pending, &session, &csrf, EMAIL] {
+        assert!(!logs.contains(secret_text), "{secret_text:?} is in the log");
+    }
+}
+
+#[tokio::test]
+async fn a_weak_password_is_refused_with_the_reason() {
+    let app = TestApp::builder()
+        .tenant("sunrise", "Sunrise Family Clinic")
+        .start()
+        .await;
+
+    let output = app
+        .cli_with_input(
+            &[
+                "account", "create", "--tenant", "sunrise", "--email", EMAIL, "--role", "nurse",
+            ],
+            "password123\n",
+        )
+        .await;
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("too common"), "{stderr}");
+}
