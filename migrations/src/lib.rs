@@ -97,4 +97,35 @@ pub async fn isolate_tenant_table(
     grant(manager, table, privileges).await
 }
 
+/// `tenants`, as later migrations refer to it.
+#[derive(DeriveIden)]
+enum Tenants {
+    Table,
+    Id,
+}
+
+/// The foreign key from a tenant-owned table's `tenant_id` column to `tenants`.
+fn belongs_to_tenant<T: IntoIden + 'static>(table: T, column: T) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(table, column)
+        .to(Tenants::Table, Tenants::Id)
+        .to_owned()
+}
+
+/// A non-null timestamp column.
+fn timestamp<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+/// A nullable timestamp column.
+fn optional_timestamp<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
+}
+
 pub use sea_orm_migration::MigratorTrait;

@@ -11,7 +11,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
-use crate::{grant, isolate_tenant_table};
+use crate::{belongs_to_tenant, grant, isolate_tenant_table, timestamp};
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -86,31 +86,11 @@ enum PlatformKeys {
     CreatedAt,
 }
 
-#[derive(DeriveIden)]
-enum Tenants {
-    Table,
-    Id,
-}
-
 /// The append-only tables.
 const APPEND_ONLY: [&str; 3] = ["audit_events", "audit_checkpoints", "audit_segments"];
 
-fn tenant_fk<T: IntoIden + 'static>(table: T, column: T) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, column)
-        .to(Tenants::Table, Tenants::Id)
-        .to_owned()
-}
-
 fn hash_col<T: IntoIden>(name: T) -> ColumnDef {
     ColumnDef::new(name).blob().not_null().to_owned()
-}
-
-fn time_col<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
 }
 
 fn token_col<T: IntoIden>(name: T, len: u32) -> ColumnDef {
@@ -134,8 +114,11 @@ impl MigrationTrait for Migration {
                     )
                     .col(ColumnDef::new(AuditHeads::Seq).big_integer().not_null())
                     .col(hash_col(AuditHeads::Hash))
-                    .col(time_col(AuditHeads::UpdatedAt))
-                    .foreign_key(&mut tenant_fk(AuditHeads::Table, AuditHeads::TenantId))
+                    .col(timestamp(AuditHeads::UpdatedAt))
+                    .foreign_key(&mut belongs_to_tenant(
+                        AuditHeads::Table,
+                        AuditHeads::TenantId,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -147,7 +130,7 @@ impl MigrationTrait for Migration {
                     .table(AuditEvents::Table)
                     .col(ColumnDef::new(AuditEvents::TenantId).uuid().not_null())
                     .col(ColumnDef::new(AuditEvents::Seq).big_integer().not_null())
-                    .col(time_col(AuditEvents::At))
+                    .col(timestamp(AuditEvents::At))
                     .col(token_col(AuditEvents::ActorKind, 16))
                     .col(token_col(AuditEvents::ActorId, 128))
                     .col(token_col(AuditEvents::Action, 24))
@@ -168,7 +151,10 @@ impl MigrationTrait for Migration {
                             .col(AuditEvents::TenantId)
                             .col(AuditEvents::Seq),
                     )
-                    .foreign_key(&mut tenant_fk(AuditEvents::Table, AuditEvents::TenantId))
+                    .foreign_key(&mut belongs_to_tenant(
+                        AuditEvents::Table,
+                        AuditEvents::TenantId,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -196,7 +182,7 @@ impl MigrationTrait for Migration {
                             .not_null(),
                     )
                     .col(hash_col(AuditCheckpoints::Hash))
-                    .col(time_col(AuditCheckpoints::At))
+                    .col(timestamp(AuditCheckpoints::At))
                     .col(token_col(AuditCheckpoints::KeyRef, 2048))
                     .col(hash_col(AuditCheckpoints::Mac))
                     .primary_key(
@@ -204,7 +190,7 @@ impl MigrationTrait for Migration {
                             .col(AuditCheckpoints::TenantId)
                             .col(AuditCheckpoints::Seq),
                     )
-                    .foreign_key(&mut tenant_fk(
+                    .foreign_key(&mut belongs_to_tenant(
                         AuditCheckpoints::Table,
                         AuditCheckpoints::TenantId,
                     ))
@@ -230,13 +216,13 @@ impl MigrationTrait for Migration {
                     )
                     .col(token_col(AuditSegments::Name, 512))
                     .col(hash_col(AuditSegments::Digest))
-                    .col(time_col(AuditSegments::At))
+                    .col(timestamp(AuditSegments::At))
                     .primary_key(
                         Index::create()
                             .col(AuditSegments::TenantId)
                             .col(AuditSegments::FirstSeq),
                     )
-                    .foreign_key(&mut tenant_fk(
+                    .foreign_key(&mut belongs_to_tenant(
                         AuditSegments::Table,
                         AuditSegments::TenantId,
                     ))
@@ -254,14 +240,17 @@ impl MigrationTrait for Migration {
                     .col(token_col(AuditActors::ActorId, 128))
                     .col(token_col(AuditActors::DisplayName, 200))
                     .col(ColumnDef::new(AuditActors::Role).string_len(40).null())
-                    .col(time_col(AuditActors::UpdatedAt))
+                    .col(timestamp(AuditActors::UpdatedAt))
                     .primary_key(
                         Index::create()
                             .col(AuditActors::TenantId)
                             .col(AuditActors::Kind)
                             .col(AuditActors::ActorId),
                     )
-                    .foreign_key(&mut tenant_fk(AuditActors::Table, AuditActors::TenantId))
+                    .foreign_key(&mut belongs_to_tenant(
+                        AuditActors::Table,
+                        AuditActors::TenantId,
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -280,7 +269,7 @@ impl MigrationTrait for Migration {
                     )
                     .col(token_col(PlatformKeys::Provider, 16))
                     .col(token_col(PlatformKeys::KeyRef, 2048))
-                    .col(time_col(PlatformKeys::CreatedAt))
+                    .col(timestamp(PlatformKeys::CreatedAt))
                     .to_owned(),
             )
             .await?;

@@ -7,7 +7,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::isolate_tenant_table;
+use crate::{belongs_to_tenant, isolate_tenant_table, optional_timestamp, timestamp};
 
 #[derive(DeriveMigrationName)]
 pub(crate) struct Migration;
@@ -64,33 +64,6 @@ enum SignInThrottles {
     UpdatedAt,
 }
 
-#[derive(DeriveIden)]
-enum Tenants {
-    Table,
-    Id,
-}
-
-fn fk<T: IntoIden + 'static>(table: T, column: T) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .from(table, column)
-        .to(Tenants::Table, Tenants::Id)
-        .to_owned()
-}
-
-fn time<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn optional_time<T: IntoIden>(name: T) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
-}
-
 // async_trait's expansion of the trait elides the manager's lifetime; so must the impl.
 #[allow(elided_lifetimes_in_paths)]
 #[async_trait::async_trait]
@@ -135,10 +108,10 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .default(0),
                     )
-                    .col(optional_time(Accounts::ThrottledUntil))
-                    .col(time(Accounts::CreatedAt))
-                    .col(time(Accounts::UpdatedAt))
-                    .foreign_key(&mut fk(Accounts::Table, Accounts::TenantId))
+                    .col(optional_timestamp(Accounts::ThrottledUntil))
+                    .col(timestamp(Accounts::CreatedAt))
+                    .col(timestamp(Accounts::UpdatedAt))
+                    .foreign_key(&mut belongs_to_tenant(Accounts::Table, Accounts::TenantId))
                     .to_owned(),
             )
             .await?;
@@ -168,9 +141,12 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(TotpFactors::TenantId).uuid().not_null())
                     .col(ColumnDef::new(TotpFactors::Secret).blob().not_null())
                     .col(ColumnDef::new(TotpFactors::LastStep).big_integer().null())
-                    .col(optional_time(TotpFactors::ConfirmedAt))
-                    .col(time(TotpFactors::CreatedAt))
-                    .foreign_key(&mut fk(TotpFactors::Table, TotpFactors::TenantId))
+                    .col(optional_timestamp(TotpFactors::ConfirmedAt))
+                    .col(timestamp(TotpFactors::CreatedAt))
+                    .foreign_key(&mut belongs_to_tenant(
+                        TotpFactors::Table,
+                        TotpFactors::TenantId,
+                    ))
                     .foreign_key(
                         ForeignKey::create()
                             .from(TotpFactors::Table, TotpFactors::AccountId)
@@ -195,11 +171,11 @@ impl MigrationTrait for Migration {
                             .check(Expr::col(Sessions::Stage).is_in(["password", "full"])),
                     )
                     .col(ColumnDef::new(Sessions::CsrfHash).blob().not_null())
-                    .col(time(Sessions::CreatedAt))
-                    .col(time(Sessions::LastSeenAt))
-                    .col(time(Sessions::ExpiresAt))
-                    .col(optional_time(Sessions::RevokedAt))
-                    .foreign_key(&mut fk(Sessions::Table, Sessions::TenantId))
+                    .col(timestamp(Sessions::CreatedAt))
+                    .col(timestamp(Sessions::LastSeenAt))
+                    .col(timestamp(Sessions::ExpiresAt))
+                    .col(optional_timestamp(Sessions::RevokedAt))
+                    .foreign_key(&mut belongs_to_tenant(Sessions::Table, Sessions::TenantId))
                     .foreign_key(
                         ForeignKey::create()
                             .from(Sessions::Table, Sessions::AccountId)
@@ -235,14 +211,17 @@ impl MigrationTrait for Migration {
                             .integer()
                             .not_null(),
                     )
-                    .col(optional_time(SignInThrottles::ThrottledUntil))
-                    .col(time(SignInThrottles::UpdatedAt))
+                    .col(optional_timestamp(SignInThrottles::ThrottledUntil))
+                    .col(timestamp(SignInThrottles::UpdatedAt))
                     .primary_key(
                         Index::create()
                             .col(SignInThrottles::TenantId)
                             .col(SignInThrottles::Client),
                     )
-                    .foreign_key(&mut fk(SignInThrottles::Table, SignInThrottles::TenantId))
+                    .foreign_key(&mut belongs_to_tenant(
+                        SignInThrottles::Table,
+                        SignInThrottles::TenantId,
+                    ))
                     .to_owned(),
             )
             .await?;

@@ -222,3 +222,23 @@ impl TenantTx {
         E::tenant_column().eq(self.tenant.as_uuid())
     }
 }
+
+/// Declares an entity module's `TenantOwned` impl (its `tenant_id` column), an empty
+/// `Relation` and the default `ActiveModelBehavior`: the shape every tenant-owned table of
+/// the platform has.
+macro_rules! tenant_owned_entity {
+    () => {
+        impl crate::db::TenantOwned for Entity {
+            fn tenant_column() -> Column {
+                Column::TenantId
+            }
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub(crate) enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    };
+}
+
+pub(crate) use tenant_owned_entity;

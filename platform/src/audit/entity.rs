@@ -1,21 +1,6 @@
 //! The audit tables. All are tenant-owned, under row-level security; events, checkpoints
 //! and segments are append-only (see the migration).
 
-macro_rules! tenant_owned {
-    () => {
-        impl crate::db::TenantOwned for Entity {
-            fn tenant_column() -> Column {
-                Column::TenantId
-            }
-        }
-
-        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-        pub(crate) enum Relation {}
-
-        impl ActiveModelBehavior for ActiveModel {}
-    };
-}
-
 pub(crate) mod heads {
     //! `audit_heads`: the newest event of each tenant's chain; appends lock it.
     use sea_orm::entity::prelude::*;
@@ -30,7 +15,7 @@ pub(crate) mod heads {
         pub updated_at: DateTimeUtc,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod events {
@@ -58,7 +43,7 @@ pub(crate) mod events {
         pub hash: Vec<u8>,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod checkpoints {
@@ -78,7 +63,7 @@ pub(crate) mod checkpoints {
         pub mac: Vec<u8>,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod segments {
@@ -98,7 +83,7 @@ pub(crate) mod segments {
         pub at: DateTimeUtc,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod actors {
@@ -119,5 +104,5 @@ pub(crate) mod actors {
         pub updated_at: DateTimeUtc,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }

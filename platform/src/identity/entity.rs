@@ -1,20 +1,5 @@
 //! The identity tables, all tenant-owned under row-level security.
 
-macro_rules! tenant_owned {
-    () => {
-        impl crate::db::TenantOwned for Entity {
-            fn tenant_column() -> Column {
-                Column::TenantId
-            }
-        }
-
-        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-        pub(crate) enum Relation {}
-
-        impl ActiveModelBehavior for ActiveModel {}
-    };
-}
-
 pub(crate) mod accounts {
     //! `accounts`: who can sign in at a clinic.
     use sea_orm::entity::prelude::*;
@@ -37,7 +22,7 @@ pub(crate) mod accounts {
         pub updated_at: DateTimeUtc,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod totp_factors {
@@ -56,7 +41,7 @@ pub(crate) mod totp_factors {
         pub created_at: DateTimeUtc,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod sessions {
@@ -78,7 +63,7 @@ pub(crate) mod sessions {
         pub revoked_at: Option<DateTimeUtc>,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }
 
 pub(crate) mod throttles {
@@ -97,5 +82,5 @@ pub(crate) mod throttles {
         pub updated_at: DateTimeUtc,
     }
 
-    tenant_owned!();
+    crate::db::tenant_owned_entity!();
 }

@@ -359,10 +359,7 @@ impl LocalIdentity {
         if session.stage != Stage::Password {
             return Err(SignInError::NotPending);
         }
-        let account = tx
-            .find::<accounts::Entity>()
-            .filter(accounts::Column::Id.eq(session.account.as_uuid()))
-            .one(tx.conn())
+        let account = account_by_id(&tx, session.account)
             .await?
             .ok_or(SignInError::Session(SessionError::Unknown))?;
         let factor = tx
@@ -450,10 +447,7 @@ impl LocalIdentity {
             .sessions
             .authenticate(&tx, token, self.clock.now())
             .await?;
-        let account = tx
-            .find::<accounts::Entity>()
-            .filter(accounts::Column::Id.eq(session.account.as_uuid()))
-            .one(tx.conn())
+        let account = account_by_id(&tx, session.account)
             .await?
             .ok_or(SessionError::Unknown)?;
         tx.commit().await?;
@@ -500,10 +494,7 @@ impl LocalIdentity {
         } else {
             self.sessions.revoke(&tx, session, now).await?;
         }
-        let account = tx
-            .find::<accounts::Entity>()
-            .filter(accounts::Column::Id.eq(session.account.as_uuid()))
-            .one(tx.conn())
+        let account = account_by_id(&tx, session.account)
             .await?
             .ok_or(SignInError::Session(SessionError::Unknown))?;
         let patient = account.patient_id.map(PatientId::from_uuid);
@@ -649,6 +640,17 @@ impl LocalIdentity {
             .await?;
         Ok(())
     }
+}
+
+/// An account by id, in the transaction's clinic.
+async fn account_by_id(
+    tx: &TenantTx,
+    id: AccountId,
+) -> Result<Option<accounts::Model>, sea_orm::DbErr> {
+    tx.find::<accounts::Entity>()
+        .filter(accounts::Column::Id.eq(id.as_uuid()))
+        .one(tx.conn())
+        .await
 }
 
 /// Failures a client address may make before delays start (shared addresses, such as a
