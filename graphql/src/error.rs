@@ -118,9 +118,10 @@ pub fn from_vault(err: VaultError) -> Error {
 /// Translates a sign-in failure: every refusal keeps its non-revealing message.
 pub(crate) fn from_sign_in(err: SignInError) -> Error {
     match err {
-        SignInError::Invalid | SignInError::Code(_) | SignInError::Locked => {
-            ErrorCode::Unauthenticated.error(capitalized(&err))
-        }
+        SignInError::Invalid
+        | SignInError::Code(_)
+        | SignInError::RecoveryCode
+        | SignInError::Locked => ErrorCode::Unauthenticated.error(capitalized(&err)),
         SignInError::TryLater { until } => ErrorCode::TooManyAttempts
             .error(capitalized(&err))
             .extend_with(|_, ext| {

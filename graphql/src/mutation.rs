@@ -76,6 +76,23 @@ impl Mutation {
         })
     }
 
+    /// The second step without the authenticator app: one of the account's recovery codes,
+    /// which is then used up.
+    async fn use_recovery_code(&self, ctx: &Context<'_>, code: String) -> Result<SignedIn> {
+        let request = request_context(ctx)?;
+        let pending = pending(request)?;
+        let issued = ctx
+            .data::<LocalIdentity>()?
+            .use_recovery_code(request.tenant.id, pending, &code, &request.client)
+            .await
+            .map_err(error::from_sign_in)?;
+        ctx.append_http_header("set-cookie", cookie(issued.token.expose()));
+
+        Ok(SignedIn {
+            csrf_token: issued.csrf.expose().clone(),
+        })
+    }
+
     /// Ends this session, or with `everywhere`, every session of the account.
     async fn sign_out(
         &self,

@@ -41,6 +41,17 @@ enum TotpFactors {
 }
 
 #[derive(DeriveIden)]
+enum RecoveryCodes {
+    Table,
+    TenantId,
+    AccountId,
+    Lookup,
+    Hash,
+    UsedAt,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
 enum Sessions {
     Table,
     Id,
@@ -156,6 +167,46 @@ impl MigrationTrait for Migration {
             )
             .await?;
         isolate_tenant_table(manager, "totp_factors", "SELECT, INSERT, UPDATE, DELETE").await?;
+
+        // Single-use recovery codes: found by a short lookup part, checked against an
+        // argon2id hash of the rest; used ones are kept, marked.
+        manager
+            .create_table(
+                Table::create()
+                    .table(RecoveryCodes::Table)
+                    .col(ColumnDef::new(RecoveryCodes::TenantId).uuid().not_null())
+                    .col(ColumnDef::new(RecoveryCodes::AccountId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(RecoveryCodes::Lookup)
+                            .string_len(8)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RecoveryCodes::Hash)
+                            .string_len(256)
+                            .not_null(),
+                    )
+                    .col(optional_timestamp(RecoveryCodes::UsedAt))
+                    .col(timestamp(RecoveryCodes::CreatedAt))
+                    .primary_key(
+                        Index::create()
+                            .col(RecoveryCodes::TenantId)
+                            .col(RecoveryCodes::AccountId)
+                            .col(RecoveryCodes::Lookup),
+                    )
+                    .foreign_key(&mut belongs_to_tenant(
+                        RecoveryCodes::Table,
+                        RecoveryCodes::TenantId,
+                    ))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(RecoveryCodes::Table, RecoveryCodes::AccountId)
+                            .to(Accounts::Table, Accounts::Id),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        isolate_tenant_table(manager, "recovery_codes", "SELECT, INSERT, UPDATE").await?;
 
         manager
             .create_table(

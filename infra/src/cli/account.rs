@@ -99,12 +99,16 @@ pub(super) async fn create_account(
         .await?)
 }
 
-/// The authenticator secret, shown once: as text for typing in, and as the URI a QR code
-/// would carry.
+/// The authenticator secret and recovery codes, shown once: the secret as text for typing
+/// in and as the URI a QR code would carry.
 pub(super) fn print_totp(tenant: &Tenant, email: &str, created: &Created) {
     println!(
         "authenticator secret (shown once): {}\n  otpauth URI: {}",
         created.totp.base32().as_str(),
         created.totp.uri(&tenant.display_name, email).as_str()
     );
+    println!("recovery codes (shown once; each works once instead of the authenticator):");
+    for code in &created.recovery_codes {
+        println!("  {}", code.expose());
+    }
 }

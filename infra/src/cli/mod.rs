@@ -309,7 +309,8 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
          \x20 password: {DEMO_PASSWORD}\n\
          \x20 authenticator secret: {secret}\n\
          \x20 (add it to any authenticator app, or: {}\n\
-         \x20 otpauth URI: {}\n\n\
+         \x20 otpauth URI: {}\n\
+         \x20 a recovery code, if you have no authenticator (each works once): {}\n\n\
          Sign in (curl keeps the session cookie in ./jar):\n\
          \x20 curl -s -c jar -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
          \x20      -d '{{\"query\":\"mutation {{ signIn(email: \\\"{DEMO_EMAIL}\\\", password: \\\"{DEMO_PASSWORD}\\\") {{ next }} }}\"}}'\n\
@@ -319,6 +320,11 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
          \x20      -H 'x-csrf-token: <csrfToken from the last answer>' -d '{{\"query\":\"{{ me {{ kind patientId clinic }} }}\"}}'\n",
         totp_one_liner(secret),
         created.totp.uri(&tenant.display_name, DEMO_EMAIL).as_str(),
+        created
+            .recovery_codes
+            .first()
+            .map(|code| code.expose().as_str())
+            .unwrap_or_default(),
     );
     let mut file = std::fs::OpenOptions::new()
         .write(true)

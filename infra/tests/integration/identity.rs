@@ -469,3 +469,57 @@ async fn accounts_are_refused_for_weak_passwords_bad_addresses_and_duplicates() 
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_recovery_code_stands_in_for_the_authenticator_once() {
+    let f = fixture().await;
+    let created = f.patient_account(f.sunrise.id, EMAIL).await;
+    assert_eq!(created.recovery_codes.len(), 10);
+    let code = created.recovery_codes[3].expose().clone();
+    let pending = |identity: LocalIdentity, tenant| async move {
+        identity
+            .sign_in(tenant, EMAIL, &secret(PASSWORD), "203.0.113.5")
+            .await
+            .unwrap()
+    };
+
+    // Typed in lower case without dashes, it works.
+    let first = pending(f.identity.clone(), f.sunrise.id).await;
+    let typed = code.replace('-', "").to_lowercase();
+    let full = f
+        .identity
+        .use_recovery_code(f.sunrise.id, first.token.expose(), &typed, "203.0.113.5")
+        .await
+        .unwrap();
+    assert_eq!(full.session.stage, Stage::Full);
+
+    // Used up; a made-up code and a malformed one are refused alike.
+    for attempt in [code.as_str(), "ABCD-EFGH-JKMN-PQRS-TVWX", "not a code"] {
+        let again = pending(f.identity.clone(), f.sunrise.id).await;
+        let err = f
+            .identity
+            .use_recovery_code(f.sunrise.id, again.token.expose(), attempt, "203.0.113.5")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SignInError::RecoveryCode),
+            "{attempt}: {err:?}"
+        );
+    }
+    // Another unused code still works.
+    let second = pending(f.identity.clone(), f.sunrise.id).await;
+    let other = created.recovery_codes[7].expose().clone();
+    assert!(
+        f.identity
+            .use_recovery_code(f.sunrise.id, second.token.expose(), &other, "203.0.113.5")
+            .await
+            .is_ok()
+    );
+
+    let trail =
+        serde_json::to_string(&f.audit.events(f.sunrise.id, 1, 100).await.unwrap()).unwrap();
+    for code in &created.recovery_codes {
+        let secret_part = &code.expose()[5..];
+        assert!(!trail.contains(secret_part));
+    }
+}

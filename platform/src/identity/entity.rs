@@ -44,6 +44,27 @@ pub(crate) mod totp_factors {
     crate::db::tenant_owned_entity!();
 }
 
+pub(crate) mod recovery_codes {
+    //! `recovery_codes`: single-use codes that stand in for the second factor.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "recovery_codes")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub account_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lookup: String,
+        pub hash: String,
+        pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}
+
 pub(crate) mod sessions {
     //! `sessions`: Portico's own sessions, by the SHA-256 of their token.
     use sea_orm::entity::prelude::*;

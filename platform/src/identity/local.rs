@@ -17,8 +17,9 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use unicode_normalization::UnicodeNormalization;
 
-use super::entity::{accounts, throttles, totp_factors};
+use super::entity::{accounts, recovery_codes, throttles, totp_factors};
 use super::password::{Context, HashError, PasswordHasher, PasswordPolicy, PasswordProblem};
+use super::recovery::{CODES, RecoveryCode};
 use super::role::Role;
 use super::sessions::{Issued, Session, SessionError, Sessions, Stage};
 use super::totp::{TotpError, TotpSecret};
@@ -58,6 +59,9 @@ pub enum SignInError {
     /// Too many failures in a row: only recovery opens it again.
     #[error("too many failed attempts; contact your clinic to recover your account")]
     Locked,
+    /// The recovery code is wrong or already used.
+    #[error("that recovery code is not right, or has been used")]
+    RecoveryCode,
     /// The session is not waiting for a second factor.
     #[error("sign in with your password first")]
     NotPending,
@@ -125,13 +129,15 @@ pub struct NewAccount<'a> {
     pub clinic_slug: &'a str,
 }
 
-/// An account just made, with its authenticator secret to show once.
+/// An account just made, with its authenticator secret and recovery codes to show once.
 #[derive(Debug)]
 pub struct Created {
     /// The account.
     pub account: AccountId,
     /// The TOTP secret, for the authenticator app.
     pub totp: TotpSecret,
+    /// Ten single-use recovery codes, as shown to the person.
+    pub recovery_codes: Vec<Secret<String>>,
 }
 
 /// The embedded identity provider.
@@ -215,6 +221,17 @@ impl LocalIdentity {
         let account = AccountId::generate(self.clock.as_ref(), self.entropy.as_ref());
         let totp = TotpSecret::generate(self.entropy.as_ref());
         let row = account.to_string();
+        let codes: Vec<RecoveryCode> = (0..CODES)
+            .map(|_| RecoveryCode::generate(self.entropy.as_ref()))
+            .collect();
+        let mut code_hashes = Vec::with_capacity(CODES);
+        for code in &codes {
+            code_hashes.push(
+                self.hasher
+                    .hash(&code.secret, self.entropy.as_ref())
+                    .await?,
+            );
+        }
 
         // Sealed first, in a transaction of its own: sealing may need to make a data key.
         let sealing = self.db.begin(tenant).await?;
@@ -267,6 +284,22 @@ impl LocalIdentity {
             ..Default::default()
         })
         .await?;
+        for (code, hash) in codes.iter().zip(code_hashes) {
+            tx.insert(recovery_codes::ActiveModel {
+                account_id: Set(account.as_uuid()),
+                lookup: Set(code.lookup.clone()),
+                hash: Set(hash),
+                used_at: Set(None),
+                created_at: Set(now),
+                ..Default::default()
+            })
+            .await
+            .map_err(|err| match err {
+                // Two of ten codes sharing a 20-bit lookup: vanishingly rare; try again.
+                DbError::Conflict(_) => AccountError::Internal("recovery code collision".into()),
+                other => other.into(),
+            })?;
+        }
         let actor = match by {
             Principal::Operator => Actor::operator(),
             _ => Actor::system(),
@@ -279,7 +312,11 @@ impl LocalIdentity {
         self.audit.append(&tx, &[event]).await?;
         tx.commit().await?;
 
-        Ok(Created { account, totp })
+        Ok(Created {
+            account,
+            totp,
+            recovery_codes: codes.iter().map(RecoveryCode::display).collect(),
+        })
     }
 
     /// The first step: the password. Starts a session that owes its second factor.
@@ -355,13 +392,7 @@ impl LocalIdentity {
     ) -> Result<Issued, SignInError> {
         let now = self.clock.now();
         let tx = self.db.begin_serialized(tenant).await?;
-        let session = self.sessions.authenticate(&tx, pending, now).await?;
-        if session.stage != Stage::Password {
-            return Err(SignInError::NotPending);
-        }
-        let account = account_by_id(&tx, session.account)
-            .await?
-            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        let (session, account) = self.pending(&tx, pending).await?;
         let factor = tx
             .find::<totp_factors::Entity>()
             .filter(totp_factors::Column::AccountId.eq(account.id))
@@ -380,14 +411,14 @@ impl LocalIdentity {
         let secret =
             TotpSecret::from_slice(&secret).ok_or(SignInError::Session(SessionError::Unknown))?;
         let last = factor.last_step.and_then(|s| u64::try_from(s).ok());
-        let actor = account_actor(&account);
         let keys = [client_key(client), address_key(&account.email_index)];
 
         let step = match secret.verify(code, now, last) {
             Ok(step) => step,
             Err(err) => {
                 drop(tx);
-                self.fail(tenant, &actor, &keys, Some(&session)).await?;
+                self.fail(tenant, &account_actor(&account), &keys, Some(&session))
+                    .await?;
                 return Err(err.into());
             }
         };
@@ -399,7 +430,88 @@ impl LocalIdentity {
             .filter(totp_factors::Column::AccountId.eq(account.id))
             .exec(tx.conn())
             .await?;
-        self.sessions.revoke(&tx, &session, now).await?;
+
+        self.complete(tx, &session, &account, &keys).await
+    }
+
+    /// The second step with a recovery code instead of the authenticator app. The code is
+    /// used up.
+    pub async fn use_recovery_code(
+        &self,
+        tenant: TenantId,
+        pending: &str,
+        typed: &str,
+        client: &str,
+    ) -> Result<Issued, SignInError> {
+        let tx = self.db.begin_serialized(tenant).await?;
+        let (session, account) = self.pending(&tx, pending).await?;
+        let keys = [client_key(client), address_key(&account.email_index)];
+        let code = RecoveryCode::parse(typed);
+        let stored = match &code {
+            Some(code) => {
+                tx.find::<recovery_codes::Entity>()
+                    .filter(recovery_codes::Column::AccountId.eq(account.id))
+                    .filter(recovery_codes::Column::Lookup.eq(code.lookup.clone()))
+                    .filter(recovery_codes::Column::UsedAt.is_null())
+                    .one(tx.conn())
+                    .await?
+            }
+            None => None,
+        };
+        // The same work whether or not such a code exists.
+        let secret = code.map_or_else(|| Secret::new(String::new()), |code| code.secret);
+        let matched = self
+            .hasher
+            .verify(&secret, stored.as_ref().map(|row| row.hash.as_str()))
+            .await?;
+        let Some(stored) = stored.filter(|_| matched) else {
+            drop(tx);
+            self.fail(tenant, &account_actor(&account), &keys, Some(&session))
+                .await?;
+            return Err(SignInError::RecoveryCode);
+        };
+        tx.update_many::<recovery_codes::Entity>()
+            .col_expr(
+                recovery_codes::Column::UsedAt,
+                Some(self.clock.now()).into(),
+            )
+            .filter(recovery_codes::Column::AccountId.eq(account.id))
+            .filter(recovery_codes::Column::Lookup.eq(stored.lookup))
+            .exec(tx.conn())
+            .await?;
+
+        self.complete(tx, &session, &account, &keys).await
+    }
+
+    /// The session waiting for its second factor, and its account.
+    async fn pending(
+        &self,
+        tx: &TenantTx,
+        token: &str,
+    ) -> Result<(Session, accounts::Model), SignInError> {
+        let session = self
+            .sessions
+            .authenticate(tx, token, self.clock.now())
+            .await?;
+        if session.stage != Stage::Password {
+            return Err(SignInError::NotPending);
+        }
+        let account = account_by_id(tx, session.account)
+            .await?
+            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        Ok((session, account))
+    }
+
+    /// After a second factor: the pending session ends, a full one (a new id) starts, the
+    /// address's failures are forgiven, and both steps are audited.
+    async fn complete(
+        &self,
+        tx: TenantTx,
+        session: &Session,
+        account: &accounts::Model,
+        keys: &[String; 2],
+    ) -> Result<Issued, SignInError> {
+        self.sessions.revoke(&tx, session, self.clock.now()).await?;
         let issued = self
             .sessions
             .issue(
@@ -410,9 +522,10 @@ impl LocalIdentity {
                 self.entropy.as_ref(),
             )
             .await?;
-        self.clear(&tx, &keys).await?;
+        self.clear(&tx, keys).await?;
         let client_ref = session_ref(&issued.session);
         let patient = account.patient_id.map(PatientId::from_uuid);
+        let actor = account_actor(account);
         let events = [Action::Mfa, Action::SignIn]
             .map(|action| event(&actor, action, Outcome::Success, patient, Some(&client_ref)));
         self.audit

@@ -75,8 +75,8 @@ async fn a_patient_signs_in_with_password_and_authenticator_then_signs_out() {
         )
         .await;
     assert!(created.status.success(), "{created:?}");
-    let out = String::from_utf8_lossy(&created.stdout).into_owned();
-    let secret = out
+    let out_text = String::from_utf8_lossy(&created.stdout).into_owned();
+    let secret = out_text
         .split("authenticator secret (shown once): ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
@@ -176,9 +176,36 @@ async fn a_patient_signs_in_with_password_and_authenticator_then_signs_out() {
     let me = post(&app, HOST, "{ me { kind } }", Some(&session), Some(&csrf)).await;
     assert_eq!(me.body["data"]["me"], Value::Null);
 
+    // A recovery code stands in for the authenticator, once.
+    let recovery = out_text
+        .lines()
+        .skip_while(|line| !line.starts_with("recovery codes"))
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let step = post(&app, HOST, &sign_in(EMAIL, PASSWORD), None, None).await;
+    let pending = token(&step.set_cookie.unwrap());
+    let query = format!("mutation {{ useRecoveryCode(code: \"{recovery}\") {{ csrfToken }} }}");
+    let used = post(&app, HOST, &query, Some(&pending), None).await;
+    assert!(
+        used.body["data"]["useRecoveryCode"]["csrfToken"].is_string(),
+        "{}",
+        used.body
+    );
+    let step = post(&app, HOST, &sign_in(EMAIL, PASSWORD), None, None).await;
+    let pending_again = token(&step.set_cookie.unwrap());
+    let reused = post(&app, HOST, &query, Some(&pending_again), None).await;
+    assert_eq!(
+        reused.body["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+
     // Nothing secret reached the log.
     let logs = app.logs();
-    for secret_text in [PASSWORD, secret, &code, &pending, &session, &csrf, EMAIL] {
+    for secret_text in [
+        PASSWORD, secret, &code, &pending, &session, &csrf, EMAIL, &recovery,
+    ] {
         assert!(!logs.contains(secret_text), "{secret_text:?} is in the log");
     }
 }
