@@ -78,6 +78,11 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// On SIGTERM or Ctrl-C, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
+    /// How many proxies (load balancers) in front of Portico append to `X-Forwarded-For`.
+    /// 0 (the default): the client is the TCP peer and the header is ignored. With 1 (an
+    /// AWS ALB), the client is the last address the header lists — the one the balancer
+    /// saw; anything before it was written by the client and is not trusted.
+    pub forwarded_hops: u8,
 }
 
 impl Default for HttpConfig {
@@ -88,6 +93,7 @@ impl Default for HttpConfig {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            forwarded_hops: 0,
         }
     }
 }

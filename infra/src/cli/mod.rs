@@ -389,6 +389,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         path_fallback: config.path_fallback(),
         development,
         max_batch: config.graphql.max_batch,
+        forwarded_hops: config.http.forwarded_hops,
         clock,
         entropy,
     };

@@ -6,7 +6,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
@@ -53,10 +53,11 @@ pub(crate) async fn graphql(
         return refused(ErrorCode::BatchLimit, &message);
     }
 
-    let client = parts
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string());
+        .map(|info| info.0.ip());
+    let client = client_address(&parts.headers, peer, state.settings.forwarded_hops);
     let mut principal = Principal::Anonymous {
         request: request_id,
     };
@@ -111,6 +112,31 @@ pub(crate) async fn graphql(
     }
 
     response
+}
+
+/// The client's address for throttling: the TCP peer, or with `hops` trusted proxies in
+/// front, the address the outermost of them saw — the `hops`-th from the end of
+/// `X-Forwarded-For`. What the client itself put earlier in the header is never trusted.
+fn client_address(headers: &HeaderMap, peer: Option<IpAddr>, hops: u8) -> String {
+    let forwarded = || {
+        let listed: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|part| part.trim().parse().ok())
+            .collect();
+        listed
+            .len()
+            .checked_sub(usize::from(hops))
+            .and_then(|i| listed.get(i).copied())
+    };
+    let address = if hops == 0 {
+        peer
+    } else {
+        forwarded().or(peer)
+    };
+    address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// The header carrying the session's CSRF token.
@@ -208,4 +234,31 @@ fn refused(code: ErrorCode, message: &str) -> Response {
         json!({ "errors": [{ "message": message, "extensions": { "code": code.as_str() } }] });
 
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_peer_unless_proxies_are_trusted() {
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
+        );
+
+        // No trusted proxy: the header is the client's to forge; ignored.
+        assert_eq!(client_address(&headers, Some(peer), 0), "10.0.0.5");
+        // One balancer: the last entry is what it saw; the first was written by the client.
+        assert_eq!(client_address(&headers, Some(peer), 1), "203.0.113.7");
+        assert_eq!(client_address(&headers, Some(peer), 2), "6.6.6.6");
+        // More hops than entries, or no header: the peer.
+        assert_eq!(client_address(&headers, Some(peer), 3), "10.0.0.5");
+        assert_eq!(client_address(&HeaderMap::new(), Some(peer), 1), "10.0.0.5");
+        assert_eq!(client_address(&HeaderMap::new(), None, 0), "unknown");
+    }
 }

@@ -66,6 +66,8 @@ pub struct EdgeSettings {
     pub development: bool,
     /// Most operations in one batched GraphQL request.
     pub max_batch: usize,
+    /// Proxies in front that append to `X-Forwarded-For` (see `http.forwarded_hops`).
+    pub forwarded_hops: u8,
     /// The clock request ids are made from.
     pub clock: Arc<dyn Clock>,
     /// The entropy request ids are made from.
