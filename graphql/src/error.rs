@@ -8,7 +8,9 @@ use async_graphql::{Error, ErrorExtensions};
 use portico_platform::audit::AuditError;
 use portico_platform::crypto::keys::KeyError;
 use portico_platform::crypto::vault::VaultError;
-use portico_platform::identity::local::SignInError;
+use portico_platform::identity::enrollment::EnrollmentError;
+use portico_platform::identity::local::{AccountError, SignInError};
+use portico_platform::identity::reset::ResetError;
 use portico_tenants::TenantError;
 
 /// Stable error codes, part of the API contract.
@@ -36,6 +38,14 @@ pub enum ErrorCode {
     TooManyAttempts,
     /// The thing asked for does not exist, or is not the caller's to see.
     NotFound,
+    /// Identity proofing failed: the code, birth date or match did not prove who the person
+    /// is. Says nothing about whether a record exists.
+    NotVerified,
+    /// It exists already (an account for this patient or address).
+    Conflict,
+    /// Self-service recovery needs a second factor the person no longer has: the clinic
+    /// must recover the account.
+    AssistedRecoveryRequired,
     /// A service Portico depends on (the key service) is unreachable; try again later.
     Unavailable,
     /// Something failed inside Portico.
@@ -57,6 +67,9 @@ impl ErrorCode {
             Self::Forbidden => "FORBIDDEN",
             Self::TooManyAttempts => "TOO_MANY_ATTEMPTS",
             Self::NotFound => "NOT_FOUND",
+            Self::NotVerified => "NOT_VERIFIED",
+            Self::Conflict => "CONFLICT",
+            Self::AssistedRecoveryRequired => "ASSISTED_RECOVERY_REQUIRED",
             Self::Unavailable => "UNAVAILABLE",
             Self::Internal => "INTERNAL",
         }
@@ -122,19 +135,57 @@ pub(crate) fn from_sign_in(err: SignInError) -> Error {
         | SignInError::Code(_)
         | SignInError::RecoveryCode
         | SignInError::Locked => ErrorCode::Unauthenticated.error(capitalized(&err)),
-        SignInError::TryLater { until } => ErrorCode::TooManyAttempts
-            .error(capitalized(&err))
-            .extend_with(|_, ext| {
-                ext.set(
-                    "retryAfter",
-                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                );
-            }),
+        SignInError::TryLater { until } => too_many(&err, until),
         SignInError::NotPending | SignInError::Session(_) => {
             ErrorCode::Unauthenticated.error("Sign in with your password first.")
         }
         SignInError::Internal(_) => internal(&err),
     }
+}
+
+/// Translates an enrollment failure: proofing failures are all `NOT_VERIFIED`, with one
+/// message.
+pub(crate) fn from_enrollment(err: EnrollmentError) -> Error {
+    match err {
+        EnrollmentError::NotVerified => ErrorCode::NotVerified.error(capitalized(&err)),
+        EnrollmentError::AlreadyEnrolled | EnrollmentError::Account(AccountError::Taken) => {
+            ErrorCode::Conflict.error(capitalized(&err))
+        }
+        EnrollmentError::Forbidden => ErrorCode::Forbidden.error("Not allowed."),
+        EnrollmentError::NotFound => ErrorCode::NotFound.error("Not found."),
+        EnrollmentError::Account(
+            AccountError::Password(_) | AccountError::Email | AccountError::Patient,
+        )
+        | EnrollmentError::Invalid(_) => ErrorCode::ValidationFailed.error(capitalized(&err)),
+        EnrollmentError::TryLater { until } => too_many(&err, until),
+        EnrollmentError::Vault(err) => from_vault(err),
+        EnrollmentError::Account(AccountError::Internal(_)) | EnrollmentError::Internal(_) => {
+            internal(&err)
+        }
+    }
+}
+
+/// Translates a password reset failure.
+pub(crate) fn from_reset(err: ResetError) -> Error {
+    match err {
+        ResetError::NotVerified => ErrorCode::NotVerified.error(capitalized(&err)),
+        ResetError::AssistedRecovery => {
+            ErrorCode::AssistedRecoveryRequired.error(capitalized(&err))
+        }
+        ResetError::Password(_) => ErrorCode::ValidationFailed.error(capitalized(&err)),
+        ResetError::Other(err) => from_enrollment(err),
+    }
+}
+
+fn too_many(err: &dyn std::fmt::Display, until: chrono::DateTime<chrono::Utc>) -> Error {
+    ErrorCode::TooManyAttempts
+        .error(capitalized(err))
+        .extend_with(|_, ext| {
+            ext.set(
+                "retryAfter",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            );
+        })
 }
 
 /// An error's message as a sentence.

@@ -4,6 +4,7 @@
 //! tenant to a service and translate what comes back. [`error`] is the one place where
 //! domain errors become GraphQL errors with a stable `extensions.code`.
 
+mod enrollment;
 pub mod error;
 mod limits;
 mod mutation;
@@ -19,6 +20,7 @@ use portico_platform::principal::Principal;
 use portico_platform::secret::Secret;
 use portico_tenants::{Tenant, TenantService};
 
+pub use enrollment::qr_svg;
 pub use error::ErrorCode;
 pub use mutation::{Mutation, SESSION_COOKIE};
 pub use query::Query;
@@ -68,7 +70,7 @@ pub fn build_schema(
     limits: Limits,
     development: bool,
 ) -> PorticoSchema {
-    let builder = Schema::build(Query, Mutation, EmptySubscription)
+    let builder = Schema::build(Query, Mutation::default(), EmptySubscription)
         .data(tenants)
         .data(audit)
         .data(identity)
@@ -90,7 +92,7 @@ pub fn build_schema(
 
 /// The schema in SDL, as committed at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

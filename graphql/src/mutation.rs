@@ -1,15 +1,17 @@
-//! The root mutation type: signing in and out.
+//! The root mutation type: signing in and out here, enrollment and reset in
+//! [`crate::enrollment`].
 //!
 //! The session token travels only in the `__Host-` cookie these mutations set (HttpOnly,
 //! Secure, SameSite=Lax): never in a response body. The CSRF token comes back in the body
 //! of the final sign-in step, for the `X-CSRF-Token` header of every later request.
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, Result, SimpleObject};
 use portico_platform::identity::local::LocalIdentity;
 use portico_platform::identity::sessions::Stage;
 use portico_platform::secret::Secret;
 
 use crate::RequestContext;
+use crate::enrollment::EnrollmentMutation;
 use crate::error::{self, ErrorCode};
 use crate::query::request_context;
 
@@ -18,8 +20,12 @@ use crate::query::request_context;
 pub const SESSION_COOKIE: &str = "__Host-portico_session";
 
 /// Everything that changes something.
+#[derive(Debug, Default, MergedObject)]
+pub struct Mutation(SessionMutation, EnrollmentMutation);
+
+/// Signing in and out.
 #[derive(Debug, Default)]
-pub struct Mutation;
+pub struct SessionMutation;
 
 /// What sign-in needs next.
 #[derive(Debug, SimpleObject)]
@@ -36,7 +42,7 @@ pub struct SignedIn {
 }
 
 #[Object]
-impl Mutation {
+impl SessionMutation {
     /// The first step: e-mail address and password. On success a session cookie is set that
     /// reaches nothing until `verifyTotp`.
     async fn sign_in(
@@ -119,7 +125,7 @@ impl Mutation {
 const ATTRIBUTES: &str = "Path=/; HttpOnly; Secure; SameSite=Lax";
 
 /// The session cookie: no Max-Age, so it ends with the browser; the server ends it sooner.
-fn cookie(token: &str) -> String {
+pub(crate) fn cookie(token: &str) -> String {
     format!("{SESSION_COOKIE}={token}; {ATTRIBUTES}")
 }
 

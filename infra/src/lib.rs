@@ -9,4 +9,5 @@ pub mod database;
 pub mod http;
 pub mod keys;
 pub mod logging;
+pub mod notify;
 pub mod services;

@@ -14,6 +14,7 @@ use portico_platform::db::Db;
 use portico_platform::entropy::{Entropy, SystemEntropy};
 use portico_platform::identity::local::{LocalIdentity, Parts};
 use portico_platform::identity::password::{MemoryBlocklist, PasswordHasher, PasswordPolicy};
+use portico_platform::identity::registry::LocalRegistry;
 use portico_platform::identity::sessions::Sessions;
 use portico_tenants::TenantService;
 
@@ -21,6 +22,7 @@ use crate::audit::local::LocalArchive;
 use crate::audit::s3::S3Archive;
 use crate::config::{ArchiveProvider, Config};
 use crate::keys;
+use crate::notify::outbox::Outbox;
 
 /// Every platform service, sharing one pool, clock and entropy.
 #[derive(Debug, Clone)]
@@ -37,6 +39,10 @@ pub struct Services {
     pub checkpointer: Checkpointer,
     /// Accounts, sign-in and sessions.
     pub identity: LocalIdentity,
+    /// The clinic's patients, as enrollment finds them (the EHR's Patient search later).
+    pub registry: LocalRegistry,
+    /// The embedded notifier's messages.
+    pub outbox: Outbox,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The entropy.
@@ -69,21 +75,30 @@ impl Services {
             segment_after,
         );
 
+        let platform_keys =
+            PlatformKeys::new(db.clone(), vault.key_service().clone(), clock.clone());
+        let registry = LocalRegistry::new(
+            db.clone(),
+            vault.clone(),
+            platform_keys.clone(),
+            audit.clone(),
+            clock.clone(),
+            entropy.clone(),
+        );
+        let outbox = Outbox::new(db.clone(), vault.clone(), clock.clone(), entropy.clone());
         let identity = LocalIdentity::new(Parts {
             db: db.clone(),
             vault: vault.clone(),
             audit: audit.clone(),
-            platform_keys: PlatformKeys::new(
-                db.clone(),
-                vault.key_service().clone(),
-                clock.clone(),
-            ),
+            platform_keys,
             hasher: PasswordHasher::new(entropy.as_ref())
                 .context("cannot set up password hashing")?,
             policy: PasswordPolicy::new(MemoryBlocklist::common()),
             sessions: Sessions::new(chrono::Duration::minutes(i64::from(
                 config.identity.idle_timeout_minutes,
             ))),
+            registry: Arc::new(registry.clone()),
+            notifier: Arc::new(outbox.clone()),
             clock: clock.clone(),
             entropy: entropy.clone(),
         });
@@ -95,6 +110,8 @@ impl Services {
             audit,
             checkpointer,
             identity,
+            registry,
+            outbox,
             clock,
             entropy,
         })

@@ -97,6 +97,11 @@ id_type!(
     AccountId
 );
 
+id_type!(
+    /// A message handed to the notifier (an SMS or e-mail in the outbox).
+    MessageId
+);
+
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;

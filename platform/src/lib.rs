@@ -10,5 +10,6 @@ pub mod db;
 pub mod entropy;
 pub mod identity;
 pub mod ids;
+pub mod notify;
 pub mod principal;
 pub mod secret;

@@ -21,6 +21,11 @@ use portico_tenants::{
 
 mod account;
 mod audit;
+mod patient;
+
+use portico_platform::audit::Actor;
+use portico_platform::crypto::phi::Phi;
+use portico_platform::identity::registry::{Demographics, NewPatient};
 
 use crate::config::{Config, DatabaseProvider, Mode, Sources};
 use crate::http::{self, AppState, EdgeSettings};
@@ -61,6 +66,11 @@ enum Command {
     /// Manage sign-in accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The clinic's patient registry and activation codes.
+    #[command(subcommand)]
+    Patient(patient::PatientCommand),
+    /// Show the messages the embedded notifier kept (instead of sending SMS and e-mail).
+    Outbox(patient::OutboxArgs),
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -235,6 +245,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Account(AccountCommand::Create(args)) => {
             account::create(args, services(&config).await?).await
         }
+        Command::Patient(command) => patient::run(command, services(&config).await?).await,
+        Command::Outbox(args) => {
+            // The outbox holds contact details and codes: a development stand-in for SMS and
+            // e-mail, never something an operator reads in production.
+            if config.mode != Mode::Development {
+                anyhow::bail!(
+                    "the outbox can be read only in development mode (`mode = \"development\"`, \
+                     as `portico demo` runs); in production messages go through a real notifier"
+                );
+            }
+            patient::outbox(args, services(&config).await?).await
+        }
         Command::Config(ConfigCommand::Check) => {
             print!("{}", config.to_redacted_toml());
             Ok(())
@@ -287,10 +309,30 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
         .tenants
         .get(&Principal::System, &"sunrise".parse()?)
         .await?;
-    let patient = portico_platform::ids::PatientId::generate(
-        services.clock.as_ref(),
-        services.entropy.as_ref(),
-    );
+    let patient = services
+        .registry
+        .add(
+            Actor::system(),
+            tenant.id,
+            &demo_registrant("Rosa", "Martinez"),
+        )
+        .await
+        .context("cannot register the demo patient")?;
+    // A second patient, with no account yet, to try enrollment with.
+    let newcomer = services
+        .registry
+        .add(
+            Actor::system(),
+            tenant.id,
+            &demo_registrant("Sam", "Rivera"),
+        )
+        .await
+        .context("cannot register the second demo patient")?;
+    let activation = services
+        .identity
+        .issue_activation_code(&Principal::Operator, tenant.id, newcomer)
+        .await
+        .context("cannot issue the demo activation code")?;
     let created = account::create_account(
         services,
         &tenant,
@@ -326,6 +368,7 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
             .map(|code| code.expose().as_str())
             .unwrap_or_default(),
     );
+    let text = format!("{text}\n{}", enrollment_help(activation.code.expose()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -335,6 +378,41 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
     file.write_all(text.as_bytes())?;
 
     Ok(())
+}
+
+/// The demo patients' birth date and ZIP code.
+const DEMO_BIRTH_DATE: &str = "1984-03-09";
+const DEMO_ZIP: &str = "97201";
+
+/// A demo patient as the registry (the EHR, later) holds them.
+fn demo_registrant(given: &str, family: &str) -> NewPatient {
+    NewPatient {
+        demographics: Demographics {
+            given: Phi::new(given),
+            family: Phi::new(family),
+            birth_date: chrono::NaiveDate::from_ymd_opt(1984, 3, 9).unwrap_or_default(),
+            postal_code: Phi::new(DEMO_ZIP),
+        },
+        phone: Some("+15035550142".to_owned()),
+        email: None,
+    }
+}
+
+/// How to enroll as the second demo patient, either way.
+fn enrollment_help(activation_code: &str) -> String {
+    let enroll = format!(
+        r#"mutation {{ enrollWithActivationCode(code: "{activation_code}", birthDate: "{DEMO_BIRTH_DATE}", email: "sam@example.org", password: "choose a long one") {{ totpSecret otpauthUri recoveryCodes }} }}"#
+    );
+    let start = format!(
+        r#"mutation {{ startEnrollment(givenName: "Sam", familyName: "Rivera", birthDate: "{DEMO_BIRTH_DATE}", zip: "{DEMO_ZIP}") {{ ticket message }} }}"#
+    );
+    format!(
+        "A second demo patient, Sam Rivera (born {DEMO_BIRTH_DATE}, ZIP {DEMO_ZIP}), has no account yet.\n\
+         Enroll with the clinic's activation code (single use):\n  {enroll}\n\
+         or self-enroll:\n  {start}\n\
+         then read the code sent to Sam's phone with `portico outbox --tenant sunrise` and send\n\
+         completeEnrollment(ticket, code, email, password). Either way, finish with verifyTotp.\n"
+    )
 }
 
 /// A command that prints the current code for `secret` with nothing but Python.

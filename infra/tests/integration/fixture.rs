@@ -103,19 +103,49 @@ impl Platform {
             db: self.db.clone(),
             vault: self.vault.clone(),
             audit: portico_platform::audit::AuditTrail::new(self.db.clone(), clock.clone()),
-            platform_keys: portico_platform::crypto::platform_keys::PlatformKeys::new(
-                self.db.clone(),
-                self.keys.clone(),
-                clock.clone(),
-            ),
+            platform_keys: self.platform_keys(),
             hasher: PasswordHasher::for_tests(entropy.as_ref()).unwrap(),
             policy: PasswordPolicy::new(MemoryBlocklist::common()),
             sessions: portico_platform::identity::sessions::Sessions::new(
                 chrono::Duration::minutes(15),
             ),
+            registry: Arc::new(self.registry()),
+            notifier: Arc::new(self.outbox()),
             clock,
             entropy,
         })
+    }
+
+    /// The platform's MAC keys on this platform.
+    pub fn platform_keys(&self) -> portico_platform::crypto::platform_keys::PlatformKeys {
+        portico_platform::crypto::platform_keys::PlatformKeys::new(
+            self.db.clone(),
+            self.keys.clone(),
+            Arc::new(self.clock.clone()),
+        )
+    }
+
+    /// The clinic's own patient registry on this platform.
+    pub fn registry(&self) -> portico_platform::identity::registry::LocalRegistry {
+        let clock: Arc<dyn portico_platform::clock::Clock> = Arc::new(self.clock.clone());
+        portico_platform::identity::registry::LocalRegistry::new(
+            self.db.clone(),
+            self.vault.clone(),
+            self.platform_keys(),
+            portico_platform::audit::AuditTrail::new(self.db.clone(), clock.clone()),
+            clock,
+            Arc::new(SeededEntropy::new(23)),
+        )
+    }
+
+    /// The embedded notifier on this platform.
+    pub fn outbox(&self) -> portico_infra::notify::outbox::Outbox {
+        portico_infra::notify::outbox::Outbox::new(
+            self.db.clone(),
+            self.vault.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(SeededEntropy::new(29)),
+        )
     }
 
     /// Creates a tenant as an operator would.

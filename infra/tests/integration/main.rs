@@ -13,6 +13,7 @@
 mod archive;
 mod audit;
 mod aws_kms;
+mod enrollment;
 mod fixture;
 mod identity;
 mod isolation;

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sea_orm::{ActiveValue::Set, EntityTrait};
+use zeroize::Zeroize;
 
 use crate::clock::Clock;
 use crate::crypto::keys::{KeyError, KeyRef, KeyService};
 use crate::db::{Db, DbError};
+use crate::ids::TenantId;
 
 /// The platform's own MAC keys, by purpose, created on first use.
 #[derive(Debug, Clone)]
@@ -62,6 +64,24 @@ impl PlatformKeys {
         }
 
         Ok(key)
+    }
+
+    /// A blind index of `value` at `tenant`: HMAC-SHA-256 under the platform key for
+    /// `purpose`, so the database can find a row by a value it never holds in the clear,
+    /// and the same value at another tenant indexes differently.
+    pub async fn blind_index(
+        &self,
+        purpose: &'static str,
+        tenant: TenantId,
+        value: &str,
+    ) -> Result<[u8; 32], PlatformKeyError> {
+        let key = self.mac_key(purpose).await?;
+        let mut message = tenant.as_uuid().as_bytes().to_vec();
+        message.extend_from_slice(value.as_bytes());
+        let mac = self.keys.generate_mac(&key, &message).await;
+        message.zeroize();
+        <[u8; 32]>::try_from(mac?.as_slice())
+            .map_err(|_| PlatformKeyError::KeyService(KeyError::Invalid("MAC length")))
     }
 
     fn cached(&self, purpose: &'static str) -> Option<KeyRef> {

@@ -105,3 +105,67 @@ pub(crate) mod throttles {
 
     crate::db::tenant_owned_entity!();
 }
+
+pub(crate) mod patients {
+    //! `patients`: the clinic's registry, demographics sealed, found by a blind index.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "patients")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub match_index: Vec<u8>,
+        pub record: Vec<u8>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}
+
+pub(crate) mod activation_codes {
+    //! `activation_codes`: clinic-issued, single-use, bound to one patient.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "activation_codes")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lookup: String,
+        pub hash: String,
+        pub patient_id: Uuid,
+        pub failures: i32,
+        pub expires_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}
+
+pub(crate) mod verifications {
+    //! `verifications`: one-time codes sent to the contact on file, by the SHA-256 of the
+    //! ticket that the person holds.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "verifications")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Vec<u8>,
+        pub tenant_id: Uuid,
+        pub purpose: String,
+        pub patient_id: Option<Uuid>,
+        pub account_id: Option<Uuid>,
+        pub code_hash: Option<Vec<u8>>,
+        pub failures: i32,
+        pub expires_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}

@@ -20,6 +20,7 @@ use unicode_normalization::UnicodeNormalization;
 use super::entity::{accounts, recovery_codes, throttles, totp_factors};
 use super::password::{Context, HashError, PasswordHasher, PasswordPolicy, PasswordProblem};
 use super::recovery::{CODES, RecoveryCode};
+use super::registry::PatientRegistry;
 use super::role::Role;
 use super::sessions::{Issued, Session, SessionError, Sessions, Stage};
 use super::totp::{TotpError, TotpSecret};
@@ -31,6 +32,7 @@ use crate::crypto::vault::{Vault, VaultError};
 use crate::db::{Db, DbError, TenantTx};
 use crate::entropy::Entropy;
 use crate::ids::{AccountId, PatientId, TenantId};
+use crate::notify::Notifier;
 use crate::principal::Principal;
 use crate::secret::Secret;
 
@@ -140,18 +142,36 @@ pub struct Created {
     pub recovery_codes: Vec<Secret<String>>,
 }
 
+/// An account checked, hashed and sealed, ready to be written in a transaction.
+#[derive(Debug)]
+pub(super) struct PreparedAccount {
+    account: AccountId,
+    role: Role,
+    patient: Option<PatientId>,
+    index: [u8; 32],
+    sealed_email: Vec<u8>,
+    hash: String,
+    totp: TotpSecret,
+    sealed_totp: Vec<u8>,
+    confirmed: bool,
+    codes: Vec<RecoveryCode>,
+    code_hashes: Vec<String>,
+}
+
 /// The embedded identity provider.
 #[derive(Debug, Clone)]
 pub struct LocalIdentity {
-    db: Db,
-    vault: Vault,
-    audit: AuditTrail,
-    platform_keys: PlatformKeys,
-    hasher: PasswordHasher,
-    policy: PasswordPolicy,
-    sessions: Sessions,
-    clock: Arc<dyn Clock>,
-    entropy: Arc<dyn Entropy>,
+    pub(super) db: Db,
+    pub(super) vault: Vault,
+    pub(super) audit: AuditTrail,
+    pub(super) platform_keys: PlatformKeys,
+    pub(super) hasher: PasswordHasher,
+    pub(super) policy: PasswordPolicy,
+    pub(super) sessions: Sessions,
+    pub(super) registry: Arc<dyn PatientRegistry>,
+    pub(super) notifier: Arc<dyn Notifier>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) entropy: Arc<dyn Entropy>,
 }
 
 /// What the identity provider is built from.
@@ -171,6 +191,10 @@ pub struct Parts {
     pub policy: PasswordPolicy,
     /// Session lifetimes.
     pub sessions: Sessions,
+    /// Where enrollment finds patients.
+    pub registry: Arc<dyn PatientRegistry>,
+    /// Where one-time codes are sent.
+    pub notifier: Arc<dyn Notifier>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Randomness.
@@ -188,6 +212,8 @@ impl LocalIdentity {
             hasher: parts.hasher,
             policy: parts.policy,
             sessions: parts.sessions,
+            registry: parts.registry,
+            notifier: parts.notifier,
             clock: parts.clock,
             entropy: parts.entropy,
         }
@@ -201,6 +227,29 @@ impl LocalIdentity {
         tenant: TenantId,
         new: NewAccount<'_>,
     ) -> Result<Created, AccountError> {
+        let prepared = self.prepare_account(tenant, &new, true).await?;
+        let tx = self.db.begin_serialized(tenant).await?;
+        let actor = match by {
+            Principal::Operator => Actor::operator(),
+            _ => Actor::system(),
+        };
+        let created = self.insert_account(&tx, prepared, actor).await?;
+        tx.commit().await?;
+
+        Ok(created)
+    }
+
+    /// Everything an account needs that must happen outside its transaction: checking
+    /// the password, hashing it and the recovery codes (slow, on blocking threads),
+    /// sealing the address and the TOTP secret (sealing may make a data key).
+    /// `confirmed`: whether the TOTP factor counts as set up already (an operator handed
+    /// the secret over) or is confirmed by its first code (enrollment).
+    pub(super) async fn prepare_account(
+        &self,
+        tenant: TenantId,
+        new: &NewAccount<'_>,
+        confirmed: bool,
+    ) -> Result<PreparedAccount, AccountError> {
         let email = normalize_email(new.email).ok_or(AccountError::Email)?;
         if (new.role == Role::Patient) != new.patient.is_some() {
             return Err(AccountError::Patient);
@@ -233,7 +282,6 @@ impl LocalIdentity {
             );
         }
 
-        // Sealed first, in a transaction of its own: sealing may need to make a data key.
         let sealing = self.db.begin(tenant).await?;
         let sealed_email = self
             .vault
@@ -253,16 +301,38 @@ impl LocalIdentity {
             .await?;
         sealing.commit().await?;
 
+        Ok(PreparedAccount {
+            account,
+            role: new.role,
+            patient: new.patient,
+            index,
+            sealed_email,
+            hash,
+            totp,
+            sealed_totp,
+            confirmed,
+            codes,
+            code_hashes,
+        })
+    }
+
+    /// Writes a prepared account in `tx` and audits its creation by `actor`.
+    pub(super) async fn insert_account(
+        &self,
+        tx: &TenantTx,
+        prepared: PreparedAccount,
+        actor: Actor,
+    ) -> Result<Created, AccountError> {
         let now = self.clock.now();
-        let tx = self.db.begin_serialized(tenant).await?;
+        let account = prepared.account;
         let inserted = tx
             .insert(accounts::ActiveModel {
                 id: Set(account.as_uuid()),
-                role: Set(new.role.code().to_owned()),
-                patient_id: Set(new.patient.map(|p| p.as_uuid())),
-                email_index: Set(index.to_vec()),
-                email: Set(sealed_email),
-                password_hash: Set(hash),
+                role: Set(prepared.role.code().to_owned()),
+                patient_id: Set(prepared.patient.map(|p| p.as_uuid())),
+                email_index: Set(prepared.index.to_vec()),
+                email: Set(prepared.sealed_email),
+                password_hash: Set(prepared.hash),
                 status: Set("active".to_owned()),
                 failed_sign_ins: Set(0),
                 throttled_until: Set(None),
@@ -277,14 +347,14 @@ impl LocalIdentity {
         };
         tx.insert(totp_factors::ActiveModel {
             account_id: Set(account.as_uuid()),
-            secret: Set(sealed_totp),
+            secret: Set(prepared.sealed_totp),
             last_step: Set(None),
-            confirmed_at: Set(Some(now)),
+            confirmed_at: Set(prepared.confirmed.then_some(now)),
             created_at: Set(now),
             ..Default::default()
         })
         .await?;
-        for (code, hash) in codes.iter().zip(code_hashes) {
+        for (code, hash) in prepared.codes.iter().zip(prepared.code_hashes) {
             tx.insert(recovery_codes::ActiveModel {
                 account_id: Set(account.as_uuid()),
                 lookup: Set(code.lookup.clone()),
@@ -300,22 +370,17 @@ impl LocalIdentity {
                 other => other.into(),
             })?;
         }
-        let actor = match by {
-            Principal::Operator => Actor::operator(),
-            _ => Actor::system(),
-        };
         let mut event = NewEvent::new(actor, Action::Create, "Account", Purpose::Operations)
             .map_err(AuditError::from)?
-            .resource(&row)
+            .resource(&account.to_string())
             .map_err(AuditError::from)?;
-        event.patient = new.patient;
-        self.audit.append(&tx, &[event]).await?;
-        tx.commit().await?;
+        event.patient = prepared.patient;
+        self.audit.append(tx, &[event]).await?;
 
         Ok(Created {
             account,
-            totp,
-            recovery_codes: codes.iter().map(RecoveryCode::display).collect(),
+            totp: prepared.totp,
+            recovery_codes: prepared.codes.iter().map(RecoveryCode::display).collect(),
         })
     }
 
@@ -390,46 +455,15 @@ impl LocalIdentity {
         code: &str,
         client: &str,
     ) -> Result<Issued, SignInError> {
-        let now = self.clock.now();
         let tx = self.db.begin_serialized(tenant).await?;
         let (session, account) = self.pending(&tx, pending).await?;
-        let factor = tx
-            .find::<totp_factors::Entity>()
-            .filter(totp_factors::Column::AccountId.eq(account.id))
-            .one(tx.conn())
-            .await?
-            .ok_or(SignInError::Session(SessionError::Unknown))?;
-        let row = session.account.to_string();
-        let secret = self
-            .vault
-            .open(
-                &tx,
-                &place(tenant, "totp_factors", "secret", &row),
-                &factor.secret,
-            )
-            .await?;
-        let secret =
-            TotpSecret::from_slice(&secret).ok_or(SignInError::Session(SessionError::Unknown))?;
-        let last = factor.last_step.and_then(|s| u64::try_from(s).ok());
         let keys = [client_key(client), address_key(&account.email_index)];
-
-        let step = match secret.verify(code, now, last) {
-            Ok(step) => step,
-            Err(err) => {
-                drop(tx);
-                self.fail(tenant, &account_actor(&account), &keys, Some(&session))
-                    .await?;
-                return Err(err.into());
-            }
-        };
-        tx.update_many::<totp_factors::Entity>()
-            .col_expr(
-                totp_factors::Column::LastStep,
-                Some(i64::try_from(step).unwrap_or(i64::MAX)).into(),
-            )
-            .filter(totp_factors::Column::AccountId.eq(account.id))
-            .exec(tx.conn())
-            .await?;
+        if let Err(err) = self.check_totp(&tx, &account, code).await {
+            drop(tx);
+            self.fail(tenant, &account_actor(&account), &keys, Some(&session))
+                .await?;
+            return Err(err);
+        }
 
         self.complete(tx, &session, &account, &keys).await
     }
@@ -446,6 +480,68 @@ impl LocalIdentity {
         let tx = self.db.begin_serialized(tenant).await?;
         let (session, account) = self.pending(&tx, pending).await?;
         let keys = [client_key(client), address_key(&account.email_index)];
+        if let Err(err) = self.take_recovery_code(&tx, &account, typed).await {
+            drop(tx);
+            self.fail(tenant, &account_actor(&account), &keys, Some(&session))
+                .await?;
+            return Err(err);
+        }
+
+        self.complete(tx, &session, &account, &keys).await
+    }
+
+    /// Checks a code from the account's authenticator app and records its step, so it is
+    /// not accepted again. The first code accepted also confirms a factor set up at
+    /// enrollment.
+    pub(super) async fn check_totp(
+        &self,
+        tx: &TenantTx,
+        account: &accounts::Model,
+        code: &str,
+    ) -> Result<(), SignInError> {
+        let now = self.clock.now();
+        let factor = tx
+            .find::<totp_factors::Entity>()
+            .filter(totp_factors::Column::AccountId.eq(account.id))
+            .one(tx.conn())
+            .await?
+            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        let row = account.id.to_string();
+        let secret = self
+            .vault
+            .open(
+                tx,
+                &place(tx.tenant(), "totp_factors", "secret", &row),
+                &factor.secret,
+            )
+            .await?;
+        let secret =
+            TotpSecret::from_slice(&secret).ok_or(SignInError::Session(SessionError::Unknown))?;
+        let last = factor.last_step.and_then(|s| u64::try_from(s).ok());
+        let step = secret.verify(code, now, last)?;
+        tx.update_many::<totp_factors::Entity>()
+            .col_expr(
+                totp_factors::Column::LastStep,
+                Some(i64::try_from(step).unwrap_or(i64::MAX)).into(),
+            )
+            .col_expr(
+                totp_factors::Column::ConfirmedAt,
+                Some(factor.confirmed_at.unwrap_or(now)).into(),
+            )
+            .filter(totp_factors::Column::AccountId.eq(account.id))
+            .exec(tx.conn())
+            .await?;
+
+        Ok(())
+    }
+
+    /// Checks one of the account's unused recovery codes and uses it up.
+    pub(super) async fn take_recovery_code(
+        &self,
+        tx: &TenantTx,
+        account: &accounts::Model,
+        typed: &str,
+    ) -> Result<(), SignInError> {
         let code = RecoveryCode::parse(typed);
         let stored = match &code {
             Some(code) => {
@@ -465,9 +561,6 @@ impl LocalIdentity {
             .verify(&secret, stored.as_ref().map(|row| row.hash.as_str()))
             .await?;
         let Some(stored) = stored.filter(|_| matched) else {
-            drop(tx);
-            self.fail(tenant, &account_actor(&account), &keys, Some(&session))
-                .await?;
             return Err(SignInError::RecoveryCode);
         };
         tx.update_many::<recovery_codes::Entity>()
@@ -480,7 +573,7 @@ impl LocalIdentity {
             .exec(tx.conn())
             .await?;
 
-        self.complete(tx, &session, &account, &keys).await
+        Ok(())
     }
 
     /// The session waiting for its second factor, and its account.
@@ -626,26 +719,18 @@ impl LocalIdentity {
 
     /// The blind index of an address at a clinic: an HMAC under a platform key, so the
     /// database can find an account by address without holding the address in the clear.
-    async fn email_index(
+    pub(super) async fn email_index(
         &self,
         tenant: TenantId,
         email: &str,
     ) -> Result<[u8; 32], PlatformKeyError> {
-        let key = self.platform_keys.mac_key(EMAIL_INDEX_KEY).await?;
-        let mut message = tenant.as_uuid().as_bytes().to_vec();
-        message.extend_from_slice(email.as_bytes());
-        let mac = self
-            .platform_keys
-            .key_service()
-            .generate_mac(&key, &message)
-            .await?;
-        <[u8; 32]>::try_from(mac.as_slice()).map_err(|_| {
-            PlatformKeyError::KeyService(crate::crypto::keys::KeyError::Invalid("MAC length"))
-        })
+        self.platform_keys
+            .blind_index(EMAIL_INDEX_KEY, tenant, email)
+            .await
     }
 
     /// Failures so far and the throttle's end, for each key.
-    async fn throttles(
+    pub(super) async fn throttles(
         &self,
         tx: &TenantTx,
         keys: &[String; 2],
@@ -663,12 +748,25 @@ impl LocalIdentity {
     }
 
     /// Counts a failure against the client and the address, audits it.
-    async fn fail(
+    pub(super) async fn fail(
         &self,
         tenant: TenantId,
         actor: &Actor,
         keys: &[String; 2],
         session: Option<&Session>,
+    ) -> Result<(), SignInError> {
+        self.fail_as(tenant, actor, keys, session, Action::SignInFailed)
+            .await
+    }
+
+    /// Counts a failure against both keys, recording it as `action` denied.
+    pub(super) async fn fail_as(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        keys: &[String; 2],
+        session: Option<&Session>,
+        action: Action,
     ) -> Result<(), SignInError> {
         let now = self.clock.now();
         let tx = self.db.begin_serialized(tenant).await?;
@@ -712,13 +810,7 @@ impl LocalIdentity {
             }
         }
         let reference = session.map(session_ref);
-        let event = event(
-            actor,
-            Action::SignInFailed,
-            Outcome::Denied,
-            None,
-            reference.as_deref(),
-        )?;
+        let event = event(actor, action, Outcome::Denied, None, reference.as_deref())?;
         self.audit.append(&tx, &[event]).await?;
         tx.commit().await?;
         Ok(())
@@ -726,7 +818,7 @@ impl LocalIdentity {
 
     /// Clears the address's failures after a full sign-in (the client's are kept: one
     /// success does not excuse an address that is trying many accounts).
-    async fn clear(&self, tx: &TenantTx, keys: &[String; 2]) -> Result<(), SignInError> {
+    pub(super) async fn clear(&self, tx: &TenantTx, keys: &[String; 2]) -> Result<(), SignInError> {
         tx.update_many::<throttles::Entity>()
             .col_expr(throttles::Column::Failures, 0.into())
             .col_expr(
@@ -740,7 +832,7 @@ impl LocalIdentity {
     }
 
     /// Records an event on its own.
-    async fn record(
+    pub(super) async fn record(
         &self,
         tenant: TenantId,
         actor: &Actor,
@@ -756,7 +848,7 @@ impl LocalIdentity {
 }
 
 /// An account by id, in the transaction's clinic.
-async fn account_by_id(
+pub(super) async fn account_by_id(
     tx: &TenantTx,
     id: AccountId,
 ) -> Result<Option<accounts::Model>, sea_orm::DbErr> {
@@ -782,19 +874,19 @@ fn delay(failures: i32, grace: i32) -> Option<Duration> {
     Some(Duration::seconds(1_i64 << exponent).min(Duration::minutes(15)))
 }
 
-fn client_key(client: &str) -> String {
+pub(super) fn client_key(client: &str) -> String {
     let client: String = client.chars().take(60).collect();
     format!("ip:{client}")
 }
 
-fn address_key(index: &[u8]) -> String {
+pub(super) fn address_key(index: &[u8]) -> String {
     let hex: String = index.iter().take(16).map(|b| format!("{b:02x}")).collect();
     format!("id:{hex}")
 }
 
 /// A short, non-secret reference to a session for the audit trail: a prefix of its
 /// stored id (itself a hash of the token), never the token.
-fn session_ref(session: &Session) -> String {
+pub(super) fn session_ref(session: &Session) -> String {
     let hex: String = session
         .id
         .iter()
@@ -804,14 +896,14 @@ fn session_ref(session: &Session) -> String {
     format!("ses-{hex}")
 }
 
-fn anonymous() -> Actor {
+pub(super) fn anonymous() -> Actor {
     Actor {
         kind: ActorKind::Anonymous,
         id: crate::audit::event::Token::for_uuid(uuid::Uuid::nil()),
     }
 }
 
-fn account_actor(account: &accounts::Model) -> Actor {
+pub(super) fn account_actor(account: &accounts::Model) -> Actor {
     let kind = if account.role == Role::Patient.code() {
         ActorKind::Patient
     } else {
@@ -823,7 +915,7 @@ fn account_actor(account: &accounts::Model) -> Actor {
     }
 }
 
-fn event(
+pub(super) fn event(
     actor: &Actor,
     action: Action,
     outcome: Outcome,
@@ -839,7 +931,7 @@ fn event(
     Ok(event)
 }
 
-fn place<'a>(
+pub(super) fn place<'a>(
     tenant: TenantId,
     table: &'static str,
     column: &'static str,
@@ -854,7 +946,7 @@ fn place<'a>(
 }
 
 /// Trimmed, NFKC, lower case; `None` unless it looks like an address.
-fn normalize_email(email: &str) -> Option<String> {
+pub(super) fn normalize_email(email: &str) -> Option<String> {
     let email: String = email.trim().nfkc().collect::<String>().to_lowercase();
     let (local, domain) = email.split_once('@')?;
     let plausible = !local.is_empty()

@@ -5,13 +5,19 @@
 //! - [`recovery`]: single-use recovery codes, for a lost authenticator.
 //! - [`role`]: what an account may do at its clinic.
 //! - [`sessions`]: Portico's own sessions, whatever the provider.
+//! - [`registry`]: the port enrollment finds patients through, and the clinic's own table.
+//! - [`enrollment`]: activation codes and self-enrollment with identity proofing.
+//! - [`reset`]: password reset with a code to the contact on file and the second factor.
 //! - [`local`]: the embedded identity provider: accounts, sign-in with a password then a
 //!   second factor, throttling.
 
+pub mod enrollment;
 mod entity;
 pub mod local;
 pub mod password;
 pub mod recovery;
+pub mod registry;
+pub mod reset;
 pub mod role;
 pub mod sessions;
 pub mod totp;

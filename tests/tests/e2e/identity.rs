@@ -12,13 +12,13 @@ const HOST: &str = "sunrise.localhost";
 const EMAIL: &str = "ana@example.org";
 const PASSWORD: &str = "violet harbor lantern";
 
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    set_cookie: Option<String>,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) set_cookie: Option<String>,
 }
 
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     host: &str,
     query: &str,
@@ -47,7 +47,7 @@ async fn post(
 }
 
 /// The session token a `Set-Cookie` header carries.
-fn token(set_cookie: &str) -> String {
+pub(crate) fn token(set_cookie: &str) -> String {
     set_cookie
         .strip_prefix("__Host-portico_session=")
         .and_then(|rest| rest.split(';').next())

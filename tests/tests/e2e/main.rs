@@ -10,6 +10,7 @@
 
 mod audit;
 mod config;
+mod enrollment;
 mod graphql;
 mod health;
 mod identity;
