@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod http;
+pub mod identity;
 pub mod keys;
 pub mod logging;
 pub mod notify;

@@ -10,6 +10,8 @@ use tokio::process::{Child, Command};
 pub const REGION: &str = "us-east-1";
 /// The role Portico runs as, in the emulator's default account.
 pub const PLATFORM_ROLE: &str = "arn:aws:iam::123456789012:role/portico";
+/// The role Cognito assumes to send SMS through SNS, in the emulator's default account.
+pub const SMS_ROLE: &str = "arn:aws:iam::123456789012:role/portico-cognito-sms";
 
 /// The shared emulator's URL. Panics, saying what to do, when it is not running.
 pub fn shared_url() -> String {

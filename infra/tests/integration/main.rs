@@ -13,6 +13,7 @@
 mod archive;
 mod audit;
 mod aws_kms;
+mod cognito;
 mod enrollment;
 mod fixture;
 mod identity;

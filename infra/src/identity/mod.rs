@@ -1,0 +1,3 @@
+//! Identity provider adapters: Amazon Cognito user pools, one per tenant.
+
+pub mod cognito;
