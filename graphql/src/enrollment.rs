@@ -1,14 +1,15 @@
-//! Enrollment, activation codes and password reset.
+//! Enrollment, activation codes, staff invitations and password reset.
 //!
 //! Enrollment ends like the password step of sign-in: a session cookie that reaches
 //! nothing until `verifyTotp` confirms the new authenticator with its first code. The
 //! authenticator secret, its `otpauth://` URI, a QR code of it (server-rendered SVG) and the
 //! recovery codes are in the answer, once.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::NaiveDate;
 use portico_platform::crypto::phi::Phi;
 use portico_platform::identity::enrollment::Enrolled;
+use portico_platform::identity::invitation::NewInvitation;
 use portico_platform::identity::local::{LocalIdentity, NewAccount};
 use portico_platform::identity::registry::Demographics;
 use portico_platform::identity::reset::{PasswordReset, SecondFactor};
@@ -47,6 +48,42 @@ pub struct VerificationTicket {
     ticket: String,
     /// What to tell the person (the same whether or not a record was found).
     message: String,
+}
+
+/// A staff role, for an invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+pub enum StaffRole {
+    /// A clinician who treats patients.
+    Provider,
+    /// A nurse.
+    Nurse,
+    /// Reception: scheduling and check-in.
+    FrontDesk,
+    /// Billing staff.
+    Billing,
+    /// The clinic's administrator.
+    TenantAdmin,
+}
+
+impl From<StaffRole> for Role {
+    fn from(role: StaffRole) -> Self {
+        match role {
+            StaffRole::Provider => Self::Provider,
+            StaffRole::Nurse => Self::Nurse,
+            StaffRole::FrontDesk => Self::FrontDesk,
+            StaffRole::Billing => Self::Billing,
+            StaffRole::TenantAdmin => Self::TenantAdmin,
+        }
+    }
+}
+
+/// An invitation sent by e-mail.
+#[derive(Debug, SimpleObject)]
+pub struct InvitationSent {
+    /// The role offered (provider, nurse, front_desk, billing, tenant_admin).
+    role: String,
+    /// When the code stops working, RFC 3339 (UTC).
+    expires_at: String,
 }
 
 /// An activation code for a patient, to hand over once.
@@ -175,6 +212,62 @@ impl EnrollmentMutation {
         })
     }
 
+    /// Invites a person to a staff role at this clinic (clinic admins only). The code goes
+    /// to the address by e-mail and lasts 7 days; they accept it with `acceptInvitation`.
+    async fn invite_staff(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        role: StaffRole,
+    ) -> Result<InvitationSent> {
+        let request = request_context(ctx)?;
+        let sent = ctx
+            .data::<LocalIdentity>()?
+            .invite_staff(
+                &request.principal,
+                request.tenant.id,
+                NewInvitation {
+                    email: &email,
+                    role: role.into(),
+                    practice: &request.tenant.display_name,
+                },
+            )
+            .await
+            .map_err(error::from_enrollment)?;
+
+        Ok(InvitationSent {
+            role: sent.role.code().to_owned(),
+            expires_at: sent
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+
+    /// Accepts a staff invitation with its code, the address it was sent to and a new
+    /// password; then confirm the new authenticator with `verifyTotp`, as at enrollment.
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+        email: String,
+        password: String,
+    ) -> Result<Enrollment> {
+        let request = request_context(ctx)?;
+        let password = Secret::new(password);
+        let enrolled = ctx
+            .data::<LocalIdentity>()?
+            .accept_invitation(
+                request.tenant.id,
+                &code,
+                patient_account(request, &email, &password),
+                &request.client,
+            )
+            .await
+            .map_err(error::from_enrollment)?;
+
+        Ok(answer(ctx, request, &email, enrolled))
+    }
+
     /// Sends a password reset code to the contact on file for this address, if there is
     /// an account. The answer is the same either way.
     async fn request_password_reset(
@@ -243,7 +336,8 @@ impl EnrollmentMutation {
     }
 }
 
-/// A patient account at the request's clinic; enrollment supplies the patient.
+/// An account at the request's clinic: enrollment supplies the patient, an invitation the
+/// staff role.
 fn patient_account<'a>(
     request: &'a RequestContext,
     email: &'a str,

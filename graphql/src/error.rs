@@ -134,7 +134,14 @@ pub(crate) fn from_sign_in(err: SignInError) -> Error {
         SignInError::Invalid
         | SignInError::Code(_)
         | SignInError::RecoveryCode
+        | SignInError::SmsCode
+        | SignInError::NotSignedIn
         | SignInError::Locked => ErrorCode::Unauthenticated.error(capitalized(&err)),
+        SignInError::NoPhone => ErrorCode::Forbidden.error(capitalized(&err)),
+        SignInError::NotSent(_) => {
+            tracing::warn!(error = %ErrorChain(&err), "sign-in code not sent");
+            ErrorCode::Unavailable.error(capitalized(&err))
+        }
         SignInError::TryLater { until } => too_many(&err, until),
         SignInError::NotPending | SignInError::Session(_) => {
             ErrorCode::Unauthenticated.error("Sign in with your password first.")
@@ -159,6 +166,10 @@ pub(crate) fn from_enrollment(err: EnrollmentError) -> Error {
         | EnrollmentError::Invalid(_) => ErrorCode::ValidationFailed.error(capitalized(&err)),
         EnrollmentError::TryLater { until } => too_many(&err, until),
         EnrollmentError::Vault(err) => from_vault(err),
+        EnrollmentError::NotSent(_) => {
+            tracing::warn!(error = %ErrorChain(&err), "message not sent");
+            ErrorCode::Unavailable.error(capitalized(&err))
+        }
         EnrollmentError::Account(AccountError::Internal(_)) | EnrollmentError::Internal(_) => {
             internal(&err)
         }

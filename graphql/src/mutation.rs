@@ -32,6 +32,9 @@ pub struct SessionMutation;
 pub struct SignInStep {
     /// `TOTP`: a code from the authenticator app, through `verifyTotp`.
     next: String,
+    /// Other second factors: `SMS` (`sendSmsCode` then `verifySmsCode`; patients with a
+    /// mobile number on file) and `RECOVERY_CODE` (`useRecoveryCode`).
+    alternatives: Vec<String>,
 }
 
 /// A completed sign-in.
@@ -62,6 +65,7 @@ impl SessionMutation {
 
         Ok(SignInStep {
             next: "TOTP".to_owned(),
+            alternatives: vec!["SMS".to_owned(), "RECOVERY_CODE".to_owned()],
         })
     }
 
@@ -80,6 +84,45 @@ impl SessionMutation {
         Ok(SignedIn {
             csrf_token: issued.csrf.expose().clone(),
         })
+    }
+
+    /// Texts a sign-in code to the mobile number the clinic has on file (patients only).
+    /// Then give it to `verifySmsCode`. Never to a number typed here.
+    async fn send_sms_code(&self, ctx: &Context<'_>) -> Result<bool> {
+        let request = request_context(ctx)?;
+        let pending = pending(request)?;
+        ctx.data::<LocalIdentity>()?
+            .send_sms_code(request.tenant.id, pending, &request.tenant.display_name)
+            .await
+            .map_err(error::from_sign_in)?;
+        Ok(true)
+    }
+
+    /// The second step with the code `sendSmsCode` texted. Replaces the session with a
+    /// fully signed-in one.
+    async fn verify_sms_code(&self, ctx: &Context<'_>, code: String) -> Result<SignedIn> {
+        let request = request_context(ctx)?;
+        let pending = pending(request)?;
+        let issued = ctx
+            .data::<LocalIdentity>()?
+            .verify_sms_code(request.tenant.id, pending, &code, &request.client)
+            .await
+            .map_err(error::from_sign_in)?;
+        ctx.append_http_header("set-cookie", cookie(issued.token.expose()));
+
+        Ok(SignedIn {
+            csrf_token: issued.csrf.expose().clone(),
+        })
+    }
+
+    /// Ends one of your other sessions by its `reference` (from `sessions`). False if no
+    /// live session of yours has it.
+    async fn end_session(&self, ctx: &Context<'_>, reference: String) -> Result<bool> {
+        let request = request_context(ctx)?;
+        ctx.data::<LocalIdentity>()?
+            .end_session(&request.principal, &reference)
+            .await
+            .map_err(error::from_sign_in)
     }
 
     /// The second step without the authenticator app: one of the account's recovery codes,

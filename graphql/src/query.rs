@@ -3,6 +3,8 @@
 use async_graphql::{Context, Object, Result, SimpleObject};
 use portico_platform::audit::AuditTrail;
 use portico_platform::audit::access_log;
+use portico_platform::identity::local::LocalIdentity;
+use portico_platform::identity::sessions;
 use portico_platform::principal::Principal;
 use portico_tenants::TenantService;
 
@@ -63,6 +65,21 @@ pub struct Accessor {
     is_you: bool,
 }
 
+/// One of your sessions that still stands.
+#[derive(Debug, SimpleObject)]
+pub struct SessionInfo {
+    /// Its short reference, as your access log names it; pass it to `endSession`.
+    reference: String,
+    /// When it started, RFC 3339 (UTC).
+    created_at: String,
+    /// When it was last used, to within a minute.
+    last_seen_at: String,
+    /// When it ends at the latest.
+    expires_at: String,
+    /// Whether it is the session making this request.
+    current: bool,
+}
+
 /// Who is signed in.
 #[derive(Debug, SimpleObject)]
 pub struct Me {
@@ -107,6 +124,34 @@ impl Query {
             }),
             _ => None,
         })
+    }
+
+    /// Your sessions that still stand (signed in fully or waiting for the second factor),
+    /// newest first, so you can end one you do not recognize.
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionInfo>> {
+        let request = request_context(ctx)?;
+        let current = request
+            .session
+            .as_ref()
+            .map(|current| sessions::reference(&current.session.id));
+        let live = ctx
+            .data::<LocalIdentity>()?
+            .sessions(&request.principal)
+            .await
+            .map_err(error::from_sign_in)?;
+        let time =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+
+        Ok(live
+            .into_iter()
+            .map(|session| SessionInfo {
+                current: current.as_deref() == Some(session.reference.as_str()),
+                created_at: time(session.created_at),
+                last_seen_at: time(session.last_seen_at),
+                expires_at: time(session.expires_at),
+                reference: session.reference,
+            })
+            .collect())
     }
 
     /// Who has opened your record: every access to your data, newest first. Only a

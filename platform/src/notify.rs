@@ -59,6 +59,24 @@ pub enum Message {
         /// Minutes it lasts.
         minutes: i64,
     },
+    /// A code texted as the second step of sign-in.
+    SignInCode {
+        /// The clinic's name as patients know it.
+        practice: String,
+        /// The code.
+        code: Secret<String>,
+        /// Minutes it lasts.
+        minutes: i64,
+    },
+    /// An invitation to a staff account at the clinic.
+    StaffInvitation {
+        /// The clinic's name.
+        practice: String,
+        /// The invitation code.
+        code: Secret<String>,
+        /// Days it lasts.
+        days: i64,
+    },
     /// A code to reset a forgotten password.
     PasswordReset {
         /// The clinic's name as patients know it.
@@ -75,6 +93,8 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::VerificationCode { .. } => "verification_code",
+            Self::SignInCode { .. } => "sign_in_code",
+            Self::StaffInvitation { .. } => "staff_invitation",
             Self::PasswordReset { .. } => "password_reset",
         }
     }
@@ -89,6 +109,25 @@ impl Message {
             } => format!(
                 "{practice}: your verification code is {}. It expires in {minutes} minutes. \
                  The clinic will never ask you for it.",
+                code.expose()
+            ),
+            Self::SignInCode {
+                practice,
+                code,
+                minutes,
+            } => format!(
+                "{practice}: your sign-in code is {}. It expires in {minutes} minutes. \
+                 Never share it; the clinic will not ask you for it.",
+                code.expose()
+            ),
+            Self::StaffInvitation {
+                practice,
+                code,
+                days,
+            } => format!(
+                "{practice} has invited you to its Portico staff account. Your invitation \
+                 code is {}; it expires in {days} days. Accept it at the clinic's portal \
+                 address with this e-mail address. If you did not expect this, ignore it.",
                 code.expose()
             ),
             Self::PasswordReset {

@@ -1,5 +1,6 @@
 //! `portico account create`: a sign-in account at a clinic, with its authenticator secret
-//! shown once. (Staff invitations and patient enrollment replace this for everyday use.)
+//! shown once — in development mode only. In production staff are invited
+//! (`portico tenant invite-admin`, then `inviteStaff`) and patients enroll.
 
 use std::io::BufRead;
 

@@ -15,9 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use portico_graphql::Limits;
 use portico_platform::crypto::keys::DELETION_WINDOW_DAYS;
 use portico_platform::principal::Principal;
-use portico_tenants::{
-    DomainName, NewTenant, TenantError, TenantResolver, TenantService, TenantSlug,
-};
+use portico_tenants::{DomainName, NewTenant, Tenant, TenantError, TenantResolver, TenantSlug};
 
 mod account;
 mod audit;
@@ -25,7 +23,10 @@ mod patient;
 
 use portico_platform::audit::Actor;
 use portico_platform::crypto::phi::Phi;
+use portico_platform::identity::invitation::NewInvitation;
+use portico_platform::identity::local::normalize_email;
 use portico_platform::identity::registry::{Demographics, NewPatient};
+use portico_platform::identity::role::Role;
 
 use crate::config::{Config, DatabaseProvider, Mode, Sources};
 use crate::http::{self, AppState, EdgeSettings};
@@ -79,7 +80,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum AccountCommand {
     /// Create an account (password read from standard input) and print its authenticator
-    /// secret, once.
+    /// secret, once. Development mode only.
     Create(account::CreateAccount),
 }
 
@@ -129,6 +130,19 @@ enum TenantCommand {
         /// A custom domain for the portal (repeatable). You vouch that the clinic controls it.
         #[arg(long = "domain", value_name = "DOMAIN")]
         domains: Vec<String>,
+        /// Invite the clinic's first admin: an invitation code goes to this address, valid
+        /// for 7 days, accepted at the portal with `acceptInvitation`.
+        #[arg(long, value_name = "EMAIL")]
+        admin_email: Option<String>,
+    },
+    /// Invite a clinic admin again (a lost or expired invitation, a new admin).
+    InviteAdmin {
+        /// The tenant's slug.
+        #[arg(long)]
+        slug: String,
+        /// Where the invitation goes, and the address the admin will sign in with.
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
     },
     /// List tenants.
     List {
@@ -243,6 +257,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Keys(command) => keys(command, &config).await,
         Command::Audit(command) => audit::run(command, services(&config).await?).await,
         Command::Account(AccountCommand::Create(args)) => {
+            // An operator who makes an account and holds its authenticator secret could sign
+            // in as a clinician or a patient, and operators never read PHI: in production
+            // staff are invited by their clinic and patients enroll.
+            if config.mode != Mode::Development {
+                anyhow::bail!(
+                    "`account create` works only in development mode; in production invite a \
+                     clinic's admin with `portico tenant invite-admin`, who invites staff, and \
+                     patients enroll with an activation code or self-enrollment"
+                );
+            }
             account::create(args, services(&config).await?).await
         }
         Command::Patient(command) => patient::run(command, services(&config).await?).await,
@@ -293,6 +317,9 @@ async fn demo(config: Config) -> anyhow::Result<()> {
 /// The demo patient's address and password (development mode only, on the demo clinic).
 const DEMO_EMAIL: &str = "demo.patient@example.org";
 const DEMO_PASSWORD: &str = "orange kite river 2026";
+/// The demo clinic admin's address and password.
+const DEMO_ADMIN_EMAIL: &str = "demo.admin@example.org";
+const DEMO_ADMIN_PASSWORD: &str = "heron meadow lantern 2026";
 
 /// Creates the demo patient once, and keeps how to sign in as them in
 /// `<data_dir>/demo-sign-in.txt` (mode 0600): the authenticator secret is shown only when
@@ -368,7 +395,33 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
             .map(|code| code.expose().as_str())
             .unwrap_or_default(),
     );
-    let text = format!("{text}\n{}", enrollment_help(activation.code.expose()));
+    let admin = account::create_account(
+        services,
+        &tenant,
+        DEMO_ADMIN_EMAIL,
+        &portico_platform::secret::Secret::new(DEMO_ADMIN_PASSWORD.to_owned()),
+        Role::TenantAdmin,
+        None,
+    )
+    .await
+    .context("cannot create the demo clinic admin")?;
+    let admin_secret = admin.totp.base32();
+    let staff = format!(
+        "Demo clinic admin (staff) at Sunrise Family Clinic: the same sign-in, with\n\
+         \x20 e-mail:   {DEMO_ADMIN_EMAIL}\n\
+         \x20 password: {DEMO_ADMIN_PASSWORD}\n\
+         \x20 authenticator secret: {}\n\
+         \x20 (current code: {})\n\
+         Signed in as the admin, invite staff with\n\
+         \x20 mutation {{ inviteStaff(email: \"nurse@example.org\", role: NURSE) {{ role expiresAt }} }}\n\
+         and read the invitation with `portico outbox --tenant sunrise`.\n",
+        admin_secret.as_str(),
+        totp_one_liner(admin_secret.as_str()),
+    );
+    let text = format!(
+        "{text}\n{staff}\n{}",
+        enrollment_help(activation.code.expose())
+    );
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -546,20 +599,44 @@ async fn keys(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The registry, for commands that manage tenants.
-async fn tenant_service(config: &Config) -> anyhow::Result<TenantService> {
-    Ok(services(config).await?.tenants)
+/// Invites a clinic's admin as the operator, and says where the invitation went.
+async fn invite_admin(services: &Services, tenant: &Tenant, email: &str) -> anyhow::Result<()> {
+    let sent = services
+        .identity
+        .invite_staff(
+            &Principal::Operator,
+            tenant.id,
+            NewInvitation {
+                email,
+                role: Role::TenantAdmin,
+                practice: &tenant.display_name,
+            },
+        )
+        .await?;
+    println!(
+        "invited the clinic admin: the code went to the address by e-mail and works until {}",
+        sent.expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(())
 }
 
 async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
-    let service = tenant_service(config).await?;
+    let services = services(config).await?;
+    let service = services.tenants.clone();
     let operator = Principal::Operator;
     match command {
         TenantCommand::Create {
             slug,
             name,
             domains,
+            admin_email,
         } => {
+            if let Some(email) = &admin_email
+                && normalize_email(email).is_none()
+            {
+                bail!("--admin-email {email:?} is not an e-mail address");
+            }
             let slug: TenantSlug = slug.parse()?;
             let domains = domains
                 .iter()
@@ -576,6 +653,21 @@ async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
                 )
                 .await?;
             println!("created tenant {} ({})", tenant.slug, tenant.id);
+            if let Some(email) = admin_email {
+                invite_admin(&services, &tenant, &email)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "the tenant was created, but its admin was not invited; try again \
+                             with `portico tenant invite-admin --slug {} --email …`",
+                            tenant.slug
+                        )
+                    })?;
+            }
+        }
+        TenantCommand::InviteAdmin { slug, email } => {
+            let tenant = service.get(&operator, &slug.parse()?).await?;
+            invite_admin(&services, &tenant, &email).await?;
         }
         TenantCommand::List { json } => {
             let tenants = service.list(&operator).await?;

@@ -19,4 +19,5 @@ mod fixture;
 mod identity;
 mod isolation;
 mod resolution;
+mod staff;
 mod vault;

@@ -77,6 +77,9 @@ pub enum EnrollmentError {
     /// A required field is malformed.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The message could not be sent.
+    #[error("the message could not be sent; try again in a little while")]
+    NotSent(#[source] crate::notify::NotifyError),
     /// Sealing failed (a key service outage among them).
     #[error(transparent)]
     Vault(#[from] VaultError),
@@ -617,7 +620,7 @@ pub(super) fn code_digest(ticket: &str, code: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -169,3 +169,50 @@ pub(crate) mod verifications {
 
     crate::db::tenant_owned_entity!();
 }
+
+pub(crate) mod invitations {
+    //! `invitations`: a staff role offered to an e-mail address, by a code stored hashed.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "invitations")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lookup: String,
+        pub hash: String,
+        pub email_index: Vec<u8>,
+        pub email: Vec<u8>,
+        pub role: String,
+        pub invited_by: Option<Uuid>,
+        pub failures: i32,
+        pub expires_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}
+
+pub(crate) mod sms_codes {
+    //! `sms_codes`: a sign-in code texted to the number on file, one per waiting session.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sms_codes")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub session_id: Vec<u8>,
+        pub tenant_id: Uuid,
+        pub account_id: Uuid,
+        pub code_hash: Vec<u8>,
+        pub sends: i32,
+        pub failures: i32,
+        pub expires_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}

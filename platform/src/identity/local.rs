@@ -22,7 +22,7 @@ use super::password::{Context, HashError, PasswordHasher, PasswordPolicy, Passwo
 use super::recovery::{CODES, RecoveryCode};
 use super::registry::PatientRegistry;
 use super::role::Role;
-use super::sessions::{Issued, Session, SessionError, Sessions, Stage};
+use super::sessions::{Issued, Session, SessionError, SessionSummary, Sessions, Stage};
 use super::totp::{TotpError, TotpSecret};
 use crate::audit::{Action, Actor, ActorKind, AuditError, AuditTrail, NewEvent, Outcome, Purpose};
 use crate::clock::Clock;
@@ -64,6 +64,18 @@ pub enum SignInError {
     /// The recovery code is wrong or already used.
     #[error("that recovery code is not right, or has been used")]
     RecoveryCode,
+    /// The texted code is wrong, used or expired.
+    #[error("that code is not right or has expired; ask for a new one")]
+    SmsCode,
+    /// No mobile number is on file for the account.
+    #[error("no mobile number is on file; use your authenticator app or a recovery code")]
+    NoPhone,
+    /// The text could not be sent.
+    #[error("the code could not be sent; try again in a little while")]
+    NotSent(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Only a signed-in patient or staff member may do this.
+    #[error("not signed in")]
+    NotSignedIn,
     /// The session is not waiting for a second factor.
     #[error("sign in with your password first")]
     NotPending,
@@ -577,7 +589,7 @@ impl LocalIdentity {
     }
 
     /// The session waiting for its second factor, and its account.
-    async fn pending(
+    pub(super) async fn pending(
         &self,
         tx: &TenantTx,
         token: &str,
@@ -597,7 +609,7 @@ impl LocalIdentity {
 
     /// After a second factor: the pending session ends, a full one (a new id) starts, the
     /// address's failures are forgiven, and both steps are audited.
-    async fn complete(
+    pub(super) async fn complete(
         &self,
         tx: TenantTx,
         session: &Session,
@@ -715,6 +727,42 @@ impl LocalIdentity {
         self.audit.append(&tx, &[event]).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The signed-in account's sessions that still stand, newest first.
+    pub async fn sessions(&self, by: &Principal) -> Result<Vec<SessionSummary>, SignInError> {
+        let (tenant, account) = signed_in(by)?;
+        let tx = self.db.begin(tenant).await?;
+        let live = self.sessions.live(&tx, account, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok(live.into_iter().map(|(_, summary)| summary).collect())
+    }
+
+    /// Ends one of the signed-in account's sessions by its reference (a lost phone, a
+    /// shared computer). False if no live session of the account has that reference.
+    pub async fn end_session(&self, by: &Principal, reference: &str) -> Result<bool, SignInError> {
+        let (tenant, account) = signed_in(by)?;
+        let now = self.clock.now();
+        let tx = self.db.begin_serialized(tenant).await?;
+        let live = self.sessions.live(&tx, account, now).await?;
+        let Some((id, summary)) = live.into_iter().find(|(_, s)| s.reference == reference) else {
+            return Ok(false);
+        };
+        self.sessions.revoke_id(&tx, &id, now).await?;
+        let row = account_by_id(&tx, account)
+            .await?
+            .ok_or(SignInError::Session(SessionError::Unknown))?;
+        let patient = row.patient_id.map(PatientId::from_uuid);
+        let event = event(
+            &account_actor(&row),
+            Action::SignOut,
+            Outcome::Success,
+            patient,
+            Some(&summary.reference),
+        )?;
+        self.audit.append(&tx, &[event]).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The blind index of an address at a clinic: an HMAC under a platform key, so the
@@ -858,6 +906,19 @@ pub(super) async fn account_by_id(
         .await
 }
 
+/// The clinic and account of a signed-in patient or staff member.
+fn signed_in(by: &Principal) -> Result<(TenantId, AccountId), SignInError> {
+    match by {
+        Principal::Patient {
+            tenant, account, ..
+        }
+        | Principal::Staff {
+            tenant, account, ..
+        } => Ok((*tenant, *account)),
+        _ => Err(SignInError::NotSignedIn),
+    }
+}
+
 /// Failures a client address may make before delays start (shared addresses, such as a
 /// clinic's own network, make more).
 const CLIENT_GRACE: i32 = 10;
@@ -887,13 +948,7 @@ pub(super) fn address_key(index: &[u8]) -> String {
 /// A short, non-secret reference to a session for the audit trail: a prefix of its
 /// stored id (itself a hash of the token), never the token.
 pub(super) fn session_ref(session: &Session) -> String {
-    let hex: String = session
-        .id
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("ses-{hex}")
+    super::sessions::reference(&session.id)
 }
 
 pub(super) fn anonymous() -> Actor {
@@ -946,7 +1001,7 @@ pub(super) fn place<'a>(
 }
 
 /// Trimmed, NFKC, lower case; `None` unless it looks like an address.
-pub(super) fn normalize_email(email: &str) -> Option<String> {
+pub fn normalize_email(email: &str) -> Option<String> {
     let email: String = email.trim().nfkc().collect::<String>().to_lowercase();
     let (local, domain) = email.split_once('@')?;
     let plausible = !local.is_empty()

@@ -7,12 +7,15 @@
 //! - [`sessions`]: Portico's own sessions, whatever the provider.
 //! - [`registry`]: the port enrollment finds patients through, and the clinic's own table.
 //! - [`enrollment`]: activation codes and self-enrollment with identity proofing.
+//! - [`invitation`]: staff invitations by a clinic admin (an operator for the first).
+//! - [`sms`]: a code texted to the mobile number on file, as the second step of sign-in.
 //! - [`reset`]: password reset with a code to the contact on file and the second factor.
 //! - [`local`]: the embedded identity provider: accounts, sign-in with a password then a
 //!   second factor, throttling.
 
 pub mod enrollment;
 mod entity;
+pub mod invitation;
 pub mod local;
 pub mod password;
 pub mod recovery;
@@ -20,4 +23,5 @@ pub mod registry;
 pub mod reset;
 pub mod role;
 pub mod sessions;
+pub mod sms;
 pub mod totp;

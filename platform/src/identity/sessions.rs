@@ -4,7 +4,7 @@
 //! any change of privilege; each with its own CSRF token for state-changing requests.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, QueryFilter, QueryOrder};
 use sha2::{Digest, Sha256};
 
 use super::entity::sessions;
@@ -65,6 +65,28 @@ pub struct Issued {
     pub csrf: Secret<String>,
     /// The session.
     pub session: Session,
+}
+
+/// A live session as its owner sees it in the list of their sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Its short, non-secret reference (`ses-…`), as the audit trail names it.
+    pub reference: String,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used (to within a minute).
+    pub last_seen_at: DateTime<Utc>,
+    /// When it ends at the latest.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it has passed its second factor.
+    pub stage: Stage,
+}
+
+/// A short, non-secret reference to a session, for the audit trail and the session list:
+/// a prefix of its stored id (itself a hash of the token), never the token.
+pub fn reference(id: &[u8]) -> String {
+    let hex: String = id.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("ses-{hex}")
 }
 
 /// Why a session does not stand.
@@ -221,6 +243,60 @@ impl Sessions {
         tx.update_many::<sessions::Entity>()
             .col_expr(sessions::Column::RevokedAt, Some(now).into())
             .filter(sessions::Column::Id.eq(session.id.to_vec()))
+            .exec(tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The account's sessions that still stand at `now`, newest first, with their ids.
+    pub async fn live(
+        &self,
+        tx: &TenantTx,
+        account: AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<([u8; 32], SessionSummary)>, SessionError> {
+        let rows = tx
+            .find::<sessions::Entity>()
+            .filter(sessions::Column::AccountId.eq(account.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .filter(sessions::Column::LastSeenAt.gt(now - self.idle))
+            .order_by_desc(sessions::Column::CreatedAt)
+            .all(tx.conn())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let id: [u8; 32] = row.id.as_slice().try_into().ok()?;
+                let stage = if row.stage == Stage::Full.code() {
+                    Stage::Full
+                } else {
+                    Stage::Password
+                };
+                Some((
+                    id,
+                    SessionSummary {
+                        reference: reference(&id),
+                        created_at: row.created_at,
+                        last_seen_at: row.last_seen_at,
+                        expires_at: row.expires_at,
+                        stage,
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// Ends one session by its id.
+    pub async fn revoke_id(
+        &self,
+        tx: &TenantTx,
+        id: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<(), SessionError> {
+        tx.update_many::<sessions::Entity>()
+            .col_expr(sessions::Column::RevokedAt, Some(now).into())
+            .filter(sessions::Column::Id.eq(id.to_vec()))
             .exec(tx.conn())
             .await?;
         Ok(())

@@ -62,6 +62,7 @@ fn sign_in(email: &str, password: &str) -> String {
 #[tokio::test]
 async fn a_patient_signs_in_with_password_and_authenticator_then_signs_out() {
     let app = TestApp::builder()
+        .env("PORTICO_MODE", "development")
         .tenant("sunrise", "Sunrise Family Clinic")
         .tenant("harbor", "Harbor Health")
         .start()
@@ -213,6 +214,7 @@ async fn a_patient_signs_in_with_password_and_authenticator_then_signs_out() {
 #[tokio::test]
 async fn a_weak_password_is_refused_with_the_reason() {
     let app = TestApp::builder()
+        .env("PORTICO_MODE", "development")
         .tenant("sunrise", "Sunrise Family Clinic")
         .start()
         .await;

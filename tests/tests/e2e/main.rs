@@ -17,4 +17,5 @@ mod identity;
 mod keys;
 mod logging;
 mod shutdown;
+mod staff;
 mod tenancy;
