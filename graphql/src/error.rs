@@ -10,6 +10,7 @@ use portico_platform::crypto::keys::KeyError;
 use portico_platform::crypto::vault::VaultError;
 use portico_platform::identity::enrollment::EnrollmentError;
 use portico_platform::identity::local::{AccountError, SignInError};
+use portico_platform::identity::provider::ProviderError;
 use portico_platform::identity::reset::ResetError;
 use portico_tenants::TenantError;
 
@@ -93,6 +94,7 @@ pub(crate) fn from_tenant(err: TenantError) -> Error {
         | TenantError::DomainTaken(_)
         | TenantError::InvalidState(_) => ErrorCode::ValidationFailed.error(err.to_string()),
         TenantError::Database(_)
+        | TenantError::Identity(_)
         | TenantError::KeyService(_)
         | TenantError::Vault(_)
         | TenantError::Audit(_) => internal(&err),
@@ -145,6 +147,16 @@ pub(crate) fn from_sign_in(err: SignInError) -> Error {
         SignInError::TryLater { until } => too_many(&err, until),
         SignInError::NotPending | SignInError::Session(_) => {
             ErrorCode::Unauthenticated.error("Sign in with your password first.")
+        }
+        SignInError::ProviderExpired => ErrorCode::Unauthenticated.error(capitalized(&err)),
+        SignInError::Internal(ref source)
+            if matches!(
+                source.downcast_ref::<ProviderError>(),
+                Some(ProviderError::Unavailable(_))
+            ) =>
+        {
+            tracing::warn!(error = %ErrorChain(&err), "identity provider unavailable");
+            ErrorCode::Unavailable.error("Sign-in is unavailable; try again in a little while.")
         }
         SignInError::Internal(_) => internal(&err),
     }

@@ -255,17 +255,48 @@ pub struct AwsKeysConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IdentityConfig {
+    /// `local` (the embedded default: passwords and authenticators in Portico's database)
+    /// or `cognito` (a user pool per clinic in Amazon Cognito).
+    pub provider: IdentityProviderKind,
     /// Minutes of inactivity after which a session ends (1–15; HIPAA practice is 15 at
     /// most). Sessions also end 12 hours after sign-in, however active.
     pub idle_timeout_minutes: u32,
+    /// Amazon Cognito. Region, credentials and endpoint come from the standard AWS
+    /// settings (`AWS_REGION`, the credentials chain,
+    /// `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`).
+    pub cognito: CognitoConfig,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
         Self {
+            provider: IdentityProviderKind::Local,
             idle_timeout_minutes: 15,
+            cognito: CognitoConfig::default(),
         }
     }
+}
+
+/// Where passwords and authenticators are kept and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityProviderKind {
+    /// Embedded: argon2id hashes and sealed TOTP secrets in Portico's database.
+    #[default]
+    Local,
+    /// Amazon Cognito: one user pool per clinic, made when the clinic is created.
+    Cognito,
+}
+
+/// The Cognito user pools' settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CognitoConfig {
+    /// The IAM role Cognito assumes to send SMS codes through SNS (required for
+    /// `cognito`).
+    pub sms_role_arn: Option<String>,
+    /// The external id that role's trust policy requires [default: `portico-sms`].
+    pub sms_external_id: Option<String>,
 }
 
 /// The audit trail's checkpoints and archive.
@@ -534,6 +565,19 @@ impl Config {
             return Err(ConfigError::new(
                 "keys.cache_max_entries",
                 "must be greater than zero",
+            ));
+        }
+        if self.identity.provider == IdentityProviderKind::Cognito
+            && self
+                .identity
+                .cognito
+                .sms_role_arn
+                .as_deref()
+                .is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::new(
+                "identity.cognito.sms_role_arn",
+                "is required when identity.provider is \"cognito\"",
             ));
         }
         if !(1..=15).contains(&self.identity.idle_timeout_minutes) {

@@ -14,13 +14,16 @@ use portico_platform::db::Db;
 use portico_platform::entropy::{Entropy, SystemEntropy};
 use portico_platform::identity::local::{LocalIdentity, Parts};
 use portico_platform::identity::password::{MemoryBlocklist, PasswordHasher, PasswordPolicy};
+use portico_platform::identity::provider::{IdentityProvider, LocalProvider};
 use portico_platform::identity::registry::LocalRegistry;
 use portico_platform::identity::sessions::Sessions;
 use portico_tenants::TenantService;
 
 use crate::audit::local::LocalArchive;
 use crate::audit::s3::S3Archive;
-use crate::config::{ArchiveProvider, Config};
+use crate::config::{ArchiveProvider, Config, IdentityProviderKind};
+use crate::identity::cognito::{Cognito, SmsSettings};
+use crate::identity::provider::CognitoProvider;
 use crate::keys;
 use crate::notify::outbox::Outbox;
 
@@ -62,7 +65,14 @@ impl Services {
             clock.clone(),
             entropy.clone(),
         );
+        let hasher =
+            PasswordHasher::new(entropy.as_ref()).context("cannot set up password hashing")?;
+        let provider = identity_provider(config, &db, &hasher, &clock, &entropy).await?;
         let tenants = TenantService::new(db.clone(), vault.clone(), clock.clone(), entropy.clone());
+        let tenants = match config.identity.provider {
+            IdentityProviderKind::Local => tenants,
+            IdentityProviderKind::Cognito => tenants.with_identity_provider(provider.clone()),
+        };
         let audit = AuditTrail::new(db.clone(), clock.clone());
         let segment_after = match config.audit.segment_after_days {
             0 => None,
@@ -91,12 +101,12 @@ impl Services {
             vault: vault.clone(),
             audit: audit.clone(),
             platform_keys,
-            hasher: PasswordHasher::new(entropy.as_ref())
-                .context("cannot set up password hashing")?,
+            hasher,
             policy: PasswordPolicy::new(MemoryBlocklist::common()),
             sessions: Sessions::new(chrono::Duration::minutes(i64::from(
                 config.identity.idle_timeout_minutes,
             ))),
+            provider,
             registry: Arc::new(registry.clone()),
             notifier: Arc::new(outbox.clone()),
             clock: clock.clone(),
@@ -116,6 +126,36 @@ impl Services {
             entropy,
         })
     }
+}
+
+/// Where passwords and authenticators are kept: Portico's database, or Cognito.
+async fn identity_provider(
+    config: &Config,
+    db: &Db,
+    hasher: &PasswordHasher,
+    clock: &Arc<dyn Clock>,
+    entropy: &Arc<dyn Entropy>,
+) -> anyhow::Result<Arc<dyn IdentityProvider>> {
+    Ok(match config.identity.provider {
+        IdentityProviderKind::Local => {
+            Arc::new(LocalProvider::new(hasher.clone(), entropy.clone()))
+        }
+        IdentityProviderKind::Cognito => {
+            let cognito = &config.identity.cognito;
+            let sms = SmsSettings {
+                // `Config::load` requires the role for cognito.
+                sns_caller_role_arn: cognito.sms_role_arn.clone().unwrap_or_default(),
+                external_id: cognito
+                    .sms_external_id
+                    .clone()
+                    .unwrap_or_else(|| "portico-sms".to_owned()),
+            };
+            let client = Cognito::from_environment(sms)
+                .await
+                .context("identity.provider = \"cognito\": cannot set up the Cognito client")?;
+            Arc::new(CognitoProvider::new(client, db.clone(), clock.clone()))
+        }
+    })
 }
 
 /// The audit archive the configuration names. An S3 bucket without Object Lock is refused.

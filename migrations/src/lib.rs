@@ -14,6 +14,7 @@ mod m20261203_000003_audit;
 mod m20261203_000004_identity;
 mod m20261204_000005_enrollment;
 mod m20261204_000006_staff_and_sms;
+mod m20261204_000007_identity_provider;
 
 /// The role the server's login role must be a member of on PostgreSQL. It owns nothing, is
 /// not a superuser and cannot bypass row-level security.
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_identity::Migration),
             Box::new(m20261204_000005_enrollment::Migration),
             Box::new(m20261204_000006_staff_and_sms::Migration),
+            Box::new(m20261204_000007_identity_provider::Migration),
         ]
     }
 }

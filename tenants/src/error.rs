@@ -4,6 +4,7 @@ use portico_platform::audit::AuditError;
 use portico_platform::crypto::keys::KeyError;
 use portico_platform::crypto::vault::VaultError;
 use portico_platform::db::DbError;
+use portico_platform::identity::provider::ProviderError;
 
 /// A tenant operation that could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum TenantError {
     /// The tenant's key could not be made.
     #[error("the key service could not create the tenant's key")]
     KeyService(#[source] KeyError),
+    /// The identity provider could not set up the tenant's user directory.
+    #[error("the identity provider could not set up the tenant's user directory")]
+    Identity(#[source] ProviderError),
     /// The tenant's key could not be recorded or used.
     #[error("the tenant's key could not be used")]
     Vault(#[from] VaultError),

@@ -17,6 +17,7 @@ use portico_platform::crypto::keys::KeyRef;
 use portico_platform::crypto::vault::Vault;
 use portico_platform::db::{Db, DbError};
 use portico_platform::entropy::Entropy;
+use portico_platform::identity::provider::{Directory, IdentityProvider, record_directory};
 use portico_platform::ids::TenantId;
 use portico_platform::principal::Principal;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -109,6 +110,9 @@ pub struct TenantService {
     audit: AuditTrail,
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
+    /// Sets up each new tenant's user directory (a Cognito user pool); none with the
+    /// embedded provider.
+    identity: Option<Arc<dyn IdentityProvider>>,
     /// Bumped on every change this process makes, so resolvers built on this service
     /// drop their cached answers at once.
     generation: Arc<AtomicU64>,
@@ -123,8 +127,16 @@ impl TenantService {
             vault,
             clock,
             entropy,
+            identity: None,
             generation: Arc::default(),
         }
+    }
+
+    /// The same registry, provisioning each new tenant's user directory with `provider`.
+    #[must_use]
+    pub fn with_identity_provider(mut self, provider: Arc<dyn IdentityProvider>) -> Self {
+        self.identity = Some(provider);
+        self
     }
 
     /// Creates a tenant with its settings, all or nothing.
@@ -144,9 +156,34 @@ impl TenantService {
             .create_tenant_key(id, new.slug.as_str())
             .await
             .map_err(TenantError::KeyService)?;
-        if let Err(err) = self.insert(actor, id, &new, &display_name, &key, now).await {
-            if let Err(cleanup) = self.vault.key_service().schedule_deletion(&key, 7).await {
-                tracing::warn!(tenant.id = %id, error = %cleanup, "could not schedule an orphaned tenant key for deletion");
+        // Then the user directory, for the same reason; if it fails, so does the creation.
+        let directory = match &self.identity {
+            Some(provider) => match provider.provision(id, new.slug.as_str()).await {
+                Ok(directory) => directory,
+                Err(err) => {
+                    self.discard_key(id, &key).await;
+                    return Err(TenantError::Identity(err));
+                }
+            },
+            None => None,
+        };
+        let written = self
+            .insert(
+                actor,
+                id,
+                &new,
+                &display_name,
+                &key,
+                directory.as_ref(),
+                now,
+            )
+            .await;
+        if let Err(err) = written {
+            self.discard_key(id, &key).await;
+            if let (Some(provider), Some(directory)) = (&self.identity, &directory)
+                && let Err(cleanup) = provider.deprovision(directory).await
+            {
+                tracing::warn!(tenant.id = %id, error = %cleanup, "could not remove an orphaned user directory");
             }
             return Err(err);
         }
@@ -162,6 +199,13 @@ impl TenantService {
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// Schedules the key of a tenant that could not be created for deletion.
+    async fn discard_key(&self, id: TenantId, key: &KeyRef) {
+        if let Err(cleanup) = self.vault.key_service().schedule_deletion(key, 7).await {
+            tracing::warn!(tenant.id = %id, error = %cleanup, "could not schedule an orphaned tenant key for deletion");
+        }
     }
 
     /// Refuses a slug or domain another tenant has, before anything is provisioned.
@@ -188,7 +232,12 @@ impl TenantService {
         Ok(())
     }
 
-    /// Writes the tenant, its domains, settings and key reference: all or nothing.
+    /// Writes the tenant, its domains, settings, key reference and user directory: all or
+    /// nothing.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private call site, each argument a part of the tenant"
+    )]
     async fn insert(
         &self,
         actor: &Principal,
@@ -196,6 +245,7 @@ impl TenantService {
         new: &NewTenant,
         display_name: &str,
         key: &KeyRef,
+        directory: Option<&Directory>,
         now: DateTime<Utc>,
     ) -> Result<(), TenantError> {
         // Scoped to the new tenant so its tenant-owned rows pass the row-level security
@@ -236,6 +286,9 @@ impl TenantService {
         })
         .await?;
         self.vault.register_tenant_key(&tx, key).await?;
+        if let Some(directory) = directory {
+            record_directory(&tx, directory, now).await?;
+        }
         self.audit
             .append(&tx, &[lifecycle_event(actor, id, Action::Create)?])
             .await?;

@@ -454,6 +454,70 @@ impl Cognito {
         Ok(())
     }
 
+    /// The ids of a pool and Portico's client in it, with the client's secret read back
+    /// from Cognito (Portico records only the ids).
+    #[instrument(skip_all, fields(pool.id = %pool))]
+    pub async fn pool_ids(
+        &self,
+        pool: &PoolId,
+        client: &ClientId,
+    ) -> Result<PoolIds, CognitoError> {
+        const OP: &str = "DescribeUserPoolClient";
+        let described = self
+            .client
+            .describe_user_pool_client()
+            .user_pool_id(&pool.0)
+            .client_id(&client.0)
+            .send()
+            .await
+            .map_err(|err| sdk_error(OP, Flow::Admin, err))?;
+        let secret = described
+            .user_pool_client()
+            .and_then(|client| client.client_secret())
+            .map(|secret| Secret::new(secret.to_owned()))
+            .ok_or_else(|| CognitoError::Internal(ServiceFault::new(OP, "no client secret")))?;
+
+        Ok(PoolIds {
+            pool_id: pool.clone(),
+            client_id: client.clone(),
+            client_secret: secret,
+        })
+    }
+
+    /// Replaces a user's password with a permanent one. `username` is the e-mail address
+    /// or the `sub`.
+    #[instrument(skip_all, fields(pool.id = %pool))]
+    pub async fn set_password(
+        &self,
+        pool: &PoolId,
+        username: &str,
+        password: &Secret<String>,
+    ) -> Result<(), CognitoError> {
+        self.client
+            .admin_set_user_password()
+            .user_pool_id(&pool.0)
+            .username(username)
+            .password(password.expose())
+            .permanent(true)
+            .send()
+            .await
+            .map_err(|err| sdk_error("AdminSetUserPassword", Flow::Admin, err))?;
+        Ok(())
+    }
+
+    /// Deletes a user (one whose set-up failed part way).
+    #[instrument(skip_all, fields(pool.id = %pool))]
+    pub async fn delete_user(&self, pool: &PoolId, username: &str) -> Result<(), CognitoError> {
+        self.client
+            .admin_delete_user()
+            .user_pool_id(&pool.0)
+            .username(username)
+            .send()
+            .await
+            .map_err(|err| sdk_error("AdminDeleteUser", Flow::Admin, err))?;
+        Ok(())
+    }
+
     /// Creates a user with a verified e-mail address, sending nothing (Portico sends its
     /// own invitation); returns the user's `sub`.
     #[instrument(skip_all, fields(pool.id = %pool))]

@@ -98,13 +98,18 @@ impl Platform {
         };
 
         let clock: Arc<dyn portico_platform::clock::Clock> = Arc::new(self.clock.clone());
-        let entropy = Arc::new(SeededEntropy::new(21));
+        let entropy: Arc<dyn portico_platform::entropy::Entropy> = Arc::new(SeededEntropy::new(21));
+        let hasher = PasswordHasher::for_tests(entropy.as_ref()).unwrap();
         LocalIdentity::new(Parts {
             db: self.db.clone(),
             vault: self.vault.clone(),
             audit: portico_platform::audit::AuditTrail::new(self.db.clone(), clock.clone()),
             platform_keys: self.platform_keys(),
-            hasher: PasswordHasher::for_tests(entropy.as_ref()).unwrap(),
+            provider: Arc::new(portico_platform::identity::provider::LocalProvider::new(
+                hasher.clone(),
+                entropy.clone(),
+            )),
+            hasher,
             policy: PasswordPolicy::new(MemoryBlocklist::common()),
             sessions: portico_platform::identity::sessions::Sessions::new(
                 chrono::Duration::minutes(15),

@@ -414,25 +414,43 @@ impl LocalIdentity {
         &self,
         tx: TenantTx,
         patient: PatientId,
-        prepared: super::local::PreparedAccount,
+        mut prepared: super::local::PreparedAccount,
     ) -> Result<Enrolled, EnrollmentError> {
         if has_account(&tx, patient).await? {
             return Err(EnrollmentError::AlreadyEnrolled);
         }
+        let pending = prepared.pending.take();
         let created = self.insert_account(&tx, prepared, Actor::system()).await?;
+        let session = self.first_session(&tx, created.account, pending).await?;
+        tx.commit().await?;
+
+        Ok(Enrolled { created, session })
+    }
+
+    /// The session a new account starts with, waiting for its authenticator's first code,
+    /// with the provider's sealed state for that step when the provider checks codes.
+    pub(super) async fn first_session(
+        &self,
+        tx: &TenantTx,
+        account: crate::ids::AccountId,
+        pending: Option<Vec<u8>>,
+    ) -> Result<Issued, SessionError> {
         let session = self
             .sessions
             .issue(
-                &tx,
-                created.account,
+                tx,
+                account,
                 Stage::Password,
                 self.clock.as_ref(),
                 self.entropy.as_ref(),
             )
             .await?;
-        tx.commit().await?;
-
-        Ok(Enrolled { created, session })
+        if let Some(sealed) = pending {
+            self.sessions
+                .attach_provider_state(tx, &session.session, sealed)
+                .await?;
+        }
+        Ok(session)
     }
 
     /// The verification ticket `ticket` for `purpose`, if `code` is its code and it is

@@ -15,6 +15,7 @@ pub(crate) mod accounts {
         pub email_index: Vec<u8>,
         pub email: Vec<u8>,
         pub password_hash: String,
+        pub provider_subject: Option<String>,
         pub status: String,
         pub failed_sign_ins: i32,
         pub throttled_until: Option<DateTimeUtc>,
@@ -82,6 +83,7 @@ pub(crate) mod sessions {
         pub last_seen_at: DateTimeUtc,
         pub expires_at: DateTimeUtc,
         pub revoked_at: Option<DateTimeUtc>,
+        pub provider_state: Option<Vec<u8>>,
     }
 
     crate::db::tenant_owned_entity!();
@@ -211,6 +213,24 @@ pub(crate) mod sms_codes {
         pub failures: i32,
         pub expires_at: DateTimeUtc,
         pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}
+
+pub(crate) mod identity_directories {
+    //! `identity_directories`: a clinic's user directory at an external provider.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "identity_directories")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        pub provider: String,
+        pub directory_id: String,
+        pub client_id: String,
         pub created_at: DateTimeUtc,
     }
 

@@ -20,7 +20,6 @@ use super::entity::{accounts, invitations};
 use super::local::{AccountError, LocalIdentity, NewAccount, client_key, normalize_email, place};
 use super::recovery::RecoveryCode;
 use super::role::Role;
-use super::sessions::Stage;
 use crate::audit::event::Token;
 use crate::audit::{Action, Actor, ActorKind, NewEvent, Purpose};
 use crate::db::DbError;
@@ -213,7 +212,7 @@ impl LocalIdentity {
             patient: None,
             ..new
         };
-        let prepared = self.prepare_account(tenant, &account, false).await?;
+        let mut prepared = self.prepare_account(tenant, &account, false).await?;
         let tx = self.db.begin_serialized(tenant).await?;
         // Used once: the update that marks it is the check, so two at once cannot both win.
         let used = tx
@@ -231,17 +230,9 @@ impl LocalIdentity {
         let actor = invitation.invited_by.map_or_else(Actor::operator, |admin| {
             staff_actor(AccountId::from_uuid(admin))
         });
+        let pending = prepared.pending.take();
         let created = self.insert_account(&tx, prepared, actor).await?;
-        let session = self
-            .sessions
-            .issue(
-                &tx,
-                created.account,
-                Stage::Password,
-                self.clock.as_ref(),
-                self.entropy.as_ref(),
-            )
-            .await?;
+        let session = self.first_session(&tx, created.account, pending).await?;
         tx.commit().await?;
 
         Ok(Enrolled { created, session })

@@ -19,6 +19,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::entity::{accounts, recovery_codes, throttles, totp_factors};
 use super::password::{Context, HashError, PasswordHasher, PasswordPolicy, PasswordProblem};
+use super::provider::{IdentityProvider, PasswordCheck, ProviderError};
 use super::recovery::{CODES, RecoveryCode};
 use super::registry::PatientRegistry;
 use super::role::Role;
@@ -79,6 +80,9 @@ pub enum SignInError {
     /// The session is not waiting for a second factor.
     #[error("sign in with your password first")]
     NotPending,
+    /// The provider's sign-in expired before the code came: sign in again.
+    #[error("the sign-in has expired; sign in again")]
+    ProviderExpired,
     /// The session failed.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -122,6 +126,7 @@ macro_rules! internal {
 internal!(
     DbError => SignInError, AuditError => SignInError, VaultError => SignInError,
     HashError => SignInError, PlatformKeyError => SignInError, sea_orm::DbErr => SignInError,
+    ProviderError => SignInError,
     DbError => AccountError, AuditError => AccountError, VaultError => AccountError,
     HashError => AccountError, PlatformKeyError => AccountError, sea_orm::DbErr => AccountError,
 );
@@ -163,8 +168,12 @@ pub(super) struct PreparedAccount {
     index: [u8; 32],
     sealed_email: Vec<u8>,
     hash: String,
+    subject: Option<String>,
     totp: TotpSecret,
-    sealed_totp: Vec<u8>,
+    /// Sealed, when Portico checks the authenticator.
+    sealed_totp: Option<Vec<u8>>,
+    /// The provider's sealed state for the first second step, when it checks codes.
+    pub(super) pending: Option<Vec<u8>>,
     confirmed: bool,
     codes: Vec<RecoveryCode>,
     code_hashes: Vec<String>,
@@ -180,6 +189,7 @@ pub struct LocalIdentity {
     pub(super) hasher: PasswordHasher,
     pub(super) policy: PasswordPolicy,
     pub(super) sessions: Sessions,
+    pub(super) provider: Arc<dyn IdentityProvider>,
     pub(super) registry: Arc<dyn PatientRegistry>,
     pub(super) notifier: Arc<dyn Notifier>,
     pub(super) clock: Arc<dyn Clock>,
@@ -203,6 +213,8 @@ pub struct Parts {
     pub policy: PasswordPolicy,
     /// Session lifetimes.
     pub sessions: Sessions,
+    /// Where passwords and authenticators are kept and checked.
+    pub provider: Arc<dyn IdentityProvider>,
     /// Where enrollment finds patients.
     pub registry: Arc<dyn PatientRegistry>,
     /// Where one-time codes are sent.
@@ -224,6 +236,7 @@ impl LocalIdentity {
             hasher: parts.hasher,
             policy: parts.policy,
             sessions: parts.sessions,
+            provider: parts.provider,
             registry: parts.registry,
             notifier: parts.notifier,
             clock: parts.clock,
@@ -274,14 +287,49 @@ impl LocalIdentity {
                 email: Some(&email),
             },
         )?;
-        let hash = self
-            .hasher
-            .hash(new.password, self.entropy.as_ref())
-            .await?;
         let index = self.email_index(tenant, &email).await?;
+        // Refused before the provider is asked: it would otherwise keep a person whom
+        // Portico then refuses.
+        let read = self.db.begin(tenant).await?;
+        let taken = read
+            .find::<accounts::Entity>()
+            .filter(accounts::Column::EmailIndex.eq(index.to_vec()))
+            .one(read.conn())
+            .await?;
+        read.commit().await?;
+        if taken.is_some() {
+            return Err(AccountError::Taken);
+        }
+        let registered = self
+            .provider
+            .register(tenant, &email, new.password)
+            .await
+            .map_err(|err| match err {
+                ProviderError::Exists => AccountError::Taken,
+                other => AccountError::Internal(Box::new(other)),
+            })?;
         let account = AccountId::generate(self.clock.as_ref(), self.entropy.as_ref());
-        let totp = TotpSecret::generate(self.entropy.as_ref());
+        let totp = registered.totp;
         let row = account.to_string();
+        // A provider that checks codes starts the first sign-in now, so that the session
+        // enrollment hands out can take the authenticator's first code.
+        let pending = if self.provider.checks_authenticator() {
+            match self
+                .provider
+                .check_password(tenant, &email, None, new.password)
+                .await
+                .map_err(|err| AccountError::Internal(Box::new(err)))?
+            {
+                PasswordCheck::Accepted { pending } => pending,
+                PasswordCheck::Refused => {
+                    return Err(AccountError::Internal(
+                        "the provider refused the password it just took".into(),
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         let codes: Vec<RecoveryCode> = (0..CODES)
             .map(|_| RecoveryCode::generate(self.entropy.as_ref()))
             .collect();
@@ -303,14 +351,31 @@ impl LocalIdentity {
                 email.as_bytes(),
             )
             .await?;
-        let sealed_totp = self
-            .vault
-            .seal(
-                &sealing,
-                &place(tenant, "totp_factors", "secret", &row),
-                totp.expose(),
+        let sealed_totp = if self.provider.checks_authenticator() {
+            None
+        } else {
+            Some(
+                self.vault
+                    .seal(
+                        &sealing,
+                        &place(tenant, "totp_factors", "secret", &row),
+                        totp.expose(),
+                    )
+                    .await?,
             )
-            .await?;
+        };
+        let pending = match pending {
+            Some(state) => Some(
+                self.vault
+                    .seal(
+                        &sealing,
+                        &place(tenant, "sessions", "provider_state", &row),
+                        state.expose().as_bytes(),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         sealing.commit().await?;
 
         Ok(PreparedAccount {
@@ -319,9 +384,11 @@ impl LocalIdentity {
             patient: new.patient,
             index,
             sealed_email,
-            hash,
+            hash: registered.password_hash,
+            subject: registered.subject,
             totp,
             sealed_totp,
+            pending,
             confirmed,
             codes,
             code_hashes,
@@ -345,6 +412,7 @@ impl LocalIdentity {
                 email_index: Set(prepared.index.to_vec()),
                 email: Set(prepared.sealed_email),
                 password_hash: Set(prepared.hash),
+                provider_subject: Set(prepared.subject),
                 status: Set("active".to_owned()),
                 failed_sign_ins: Set(0),
                 throttled_until: Set(None),
@@ -357,15 +425,17 @@ impl LocalIdentity {
             Err(DbError::Conflict(_)) => return Err(AccountError::Taken),
             other => other?,
         };
-        tx.insert(totp_factors::ActiveModel {
-            account_id: Set(account.as_uuid()),
-            secret: Set(prepared.sealed_totp),
-            last_step: Set(None),
-            confirmed_at: Set(prepared.confirmed.then_some(now)),
-            created_at: Set(now),
-            ..Default::default()
-        })
-        .await?;
+        if let Some(sealed) = prepared.sealed_totp {
+            tx.insert(totp_factors::ActiveModel {
+                account_id: Set(account.as_uuid()),
+                secret: Set(sealed),
+                last_step: Set(None),
+                confirmed_at: Set(prepared.confirmed.then_some(now)),
+                created_at: Set(now),
+                ..Default::default()
+            })
+            .await?;
+        }
         for (code, hash) in prepared.codes.iter().zip(prepared.code_hashes) {
             tx.insert(recovery_codes::ActiveModel {
                 account_id: Set(account.as_uuid()),
@@ -427,18 +497,30 @@ impl LocalIdentity {
         let locked =
             counts[1].0 >= LOCK_AFTER || account.as_ref().is_some_and(|a| a.status == "locked");
         // The same work whether or not the account exists.
-        let matched = self
-            .hasher
-            .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+        let checked = self
+            .provider
+            .check_password(
+                tenant,
+                &email,
+                account.as_ref().map(|a| a.password_hash.as_str()),
+                password,
+            )
             .await?;
         if locked {
             self.record(tenant, &actor, Action::SignInFailed, Outcome::Denied, None)
                 .await?;
             return Err(SignInError::Locked);
         }
-        let Some(account) = account.filter(|_| matched) else {
-            self.fail(tenant, &actor, &keys, None).await?;
-            return Err(SignInError::Invalid);
+        let (account, pending) = match (account, checked) {
+            (Some(account), PasswordCheck::Accepted { pending }) => (account, pending),
+            _ => {
+                self.fail(tenant, &actor, &keys, None).await?;
+                return Err(SignInError::Invalid);
+            }
+        };
+        let pending = match pending {
+            Some(state) => Some(self.seal_pending(tenant, account.id, &state).await?),
+            None => None,
         };
 
         let tx = self.db.begin_serialized(tenant).await?;
@@ -453,9 +535,36 @@ impl LocalIdentity {
                 self.entropy.as_ref(),
             )
             .await?;
+        if let Some(sealed) = pending {
+            self.sessions
+                .attach_provider_state(&tx, &issued.session, sealed)
+                .await?;
+        }
         tx.commit().await?;
 
         Ok(issued)
+    }
+
+    /// Seals the provider's second-step state for the account's waiting session. Done
+    /// before the session's transaction: sealing may write a data key in its own.
+    pub(super) async fn seal_pending(
+        &self,
+        tenant: TenantId,
+        account: uuid::Uuid,
+        state: &Secret<String>,
+    ) -> Result<Vec<u8>, SignInError> {
+        let row = account.to_string();
+        let sealing = self.db.begin(tenant).await?;
+        let sealed = self
+            .vault
+            .seal(
+                &sealing,
+                &place(tenant, "sessions", "provider_state", &row),
+                state.expose().as_bytes(),
+            )
+            .await?;
+        sealing.commit().await?;
+        Ok(sealed)
     }
 
     /// The second step: a code from the authenticator app, for a session at the password
@@ -467,6 +576,9 @@ impl LocalIdentity {
         code: &str,
         client: &str,
     ) -> Result<Issued, SignInError> {
+        if self.provider.checks_authenticator() {
+            return self.verify_at_provider(tenant, pending, code, client).await;
+        }
         let tx = self.db.begin_serialized(tenant).await?;
         let (session, account) = self.pending(&tx, pending).await?;
         let keys = [client_key(client), address_key(&account.email_index)];
@@ -477,6 +589,58 @@ impl LocalIdentity {
             return Err(err);
         }
 
+        self.complete(tx, &session, &account, &keys).await
+    }
+
+    /// The second step at a provider that checks the authenticator itself (Cognito): the
+    /// code answers the challenge kept with the waiting session. The provider is asked
+    /// outside the session's transaction, since it may take a while.
+    async fn verify_at_provider(
+        &self,
+        tenant: TenantId,
+        pending: &str,
+        code: &str,
+        client: &str,
+    ) -> Result<Issued, SignInError> {
+        let read = self.db.begin(tenant).await?;
+        let (session, account) = self.pending(&read, pending).await?;
+        let sealed = self
+            .sessions
+            .provider_state(&read, &session)
+            .await?
+            .ok_or(SignInError::NotPending)?;
+        let row = account.id.to_string();
+        let state = self
+            .vault
+            .open(
+                &read,
+                &place(tenant, "sessions", "provider_state", &row),
+                &sealed,
+            )
+            .await?;
+        read.commit().await?;
+        let state = Secret::new(String::from_utf8_lossy(&state).into_owned());
+        let keys = [client_key(client), address_key(&account.email_index)];
+        let code = code.trim().replace(' ', "");
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            self.fail(tenant, &account_actor(&account), &keys, Some(&session))
+                .await?;
+            return Err(TotpError::Malformed.into());
+        }
+        let right = match self.provider.check_code(tenant, &state, &code).await {
+            Ok(right) => right,
+            Err(ProviderError::Expired) => return Err(SignInError::ProviderExpired),
+            Err(err) => return Err(err.into()),
+        };
+        if !right {
+            self.fail(tenant, &account_actor(&account), &keys, Some(&session))
+                .await?;
+            return Err(TotpError::Wrong.into());
+        }
+
+        let tx = self.db.begin_serialized(tenant).await?;
+        // Still standing: it may have been ended while the provider answered.
+        let (session, account) = self.pending(&tx, pending).await?;
         self.complete(tx, &session, &account, &keys).await
     }
 
@@ -511,6 +675,9 @@ impl LocalIdentity {
         account: &accounts::Model,
         code: &str,
     ) -> Result<(), SignInError> {
+        if self.provider.checks_authenticator() {
+            return Err(SignInError::NotPending);
+        }
         let now = self.clock.now();
         let factor = tx
             .find::<totp_factors::Entity>()
@@ -726,6 +893,18 @@ impl LocalIdentity {
         )?;
         self.audit.append(&tx, &[event]).await?;
         tx.commit().await?;
+        if everywhere {
+            // Whatever the provider issued ends too (after the commit: it is a network
+            // call). Portico's sessions, which are what reach data, have ended already.
+            if let Err(err) = self
+                .provider
+                .sign_out_everywhere(session.tenant, account.provider_subject.as_deref())
+                .await
+            {
+                tracing::warn!(tenant.id = %session.tenant, error = %err,
+                    "the identity provider did not sign the account out everywhere");
+            }
+        }
         Ok(())
     }
 

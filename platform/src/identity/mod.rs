@@ -1,5 +1,7 @@
 //! Identity: who may reach PHI, after how much proof.
 //!
+//! - [`provider`]: the port to where passwords and authenticators are kept and checked
+//!   (Portico's own tables, or Amazon Cognito).
 //! - [`password`]: NIST SP 800-63B-4 password rules, a blocklist port, argon2id hashing.
 //! - [`totp`]: RFC 6238 one-time codes, each accepted once.
 //! - [`recovery`]: single-use recovery codes, for a lost authenticator.
@@ -18,6 +20,7 @@ mod entity;
 pub mod invitation;
 pub mod local;
 pub mod password;
+pub mod provider;
 pub mod recovery;
 pub mod registry;
 pub mod reset;

@@ -216,14 +216,11 @@ impl LocalIdentity {
                 email: Some(&email),
             },
         )?;
-        let hash = self
-            .hasher
-            .hash(password, self.entropy.as_ref())
-            .await
-            .map_err(|err| EnrollmentError::Internal(Box::new(err)))?;
-
         let now = self.clock.now();
         let tx = self.db.begin_serialized(tenant).await?;
+        // A provider that checks the authenticator itself can do so only inside a sign-in,
+        // which the forgotten password cannot start: there, a recovery code is the second
+        // factor of a reset (`check_totp` refuses).
         let checked = match second {
             SecondFactor::Totp(code) => self.check_totp(&tx, &account, code).await,
             SecondFactor::RecoveryCode(code) => self.take_recovery_code(&tx, &account, code).await,
@@ -238,6 +235,21 @@ impl LocalIdentity {
         }
         if !use_ticket(&tx, &row.id, now).await? {
             return Err(ResetError::NotVerified);
+        }
+        // The password changes at the provider once both factors are proven; if the
+        // transaction then fails, the person resets again with a new code.
+        let hash = self
+            .provider
+            .set_password(tenant, account.provider_subject.as_deref(), password)
+            .await
+            .map_err(|err| EnrollmentError::Internal(Box::new(err)))?;
+        if let Err(err) = self
+            .provider
+            .sign_out_everywhere(tenant, account.provider_subject.as_deref())
+            .await
+        {
+            tracing::warn!(tenant.id = %tenant, error = %err,
+                "the identity provider did not sign the account out everywhere after a reset");
         }
         tx.update_many::<accounts::Entity>()
             .col_expr(accounts::Column::PasswordHash, hash.into())

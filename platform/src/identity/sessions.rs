@@ -146,6 +146,7 @@ impl Sessions {
             last_seen_at: Set(now),
             expires_at: Set(expires_at),
             revoked_at: Set(None),
+            provider_state: Set(None),
             ..Default::default()
         })
         .await?;
@@ -285,6 +286,37 @@ impl Sessions {
                 ))
             })
             .collect())
+    }
+
+    /// Keeps the identity provider's state for the second step (sealed by the caller) with
+    /// a session waiting for it.
+    pub async fn attach_provider_state(
+        &self,
+        tx: &TenantTx,
+        session: &Session,
+        sealed: Vec<u8>,
+    ) -> Result<(), SessionError> {
+        tx.update_many::<sessions::Entity>()
+            .col_expr(sessions::Column::ProviderState, Some(sealed).into())
+            .filter(sessions::Column::Id.eq(session.id.to_vec()))
+            .exec(tx.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// The identity provider's sealed state kept with a session, if any.
+    pub async fn provider_state(
+        &self,
+        tx: &TenantTx,
+        session: &Session,
+    ) -> Result<Option<Vec<u8>>, SessionError> {
+        let row = tx
+            .find::<sessions::Entity>()
+            .filter(sessions::Column::Id.eq(session.id.to_vec()))
+            .one(tx.conn())
+            .await?
+            .ok_or(SessionError::Unknown)?;
+        Ok(row.provider_state)
     }
 
     /// Ends one session by its id.

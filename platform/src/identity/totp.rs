@@ -36,38 +36,36 @@ pub enum TotpError {
 
 /// A TOTP secret. Prints as `***`; wiped on drop.
 #[derive(Clone)]
-pub struct TotpSecret(Zeroizing<[u8; SECRET_LEN]>);
+pub struct TotpSecret(Zeroizing<Vec<u8>>);
+
+/// The longest secret an external provider may issue that Portico will take.
+const MAX_PROVIDER_SECRET: usize = 64;
 
 impl TotpSecret {
     /// A new random secret.
     pub fn generate(entropy: &dyn Entropy) -> Self {
-        let mut bytes = Zeroizing::new([0u8; SECRET_LEN]);
+        let mut bytes = Zeroizing::new(vec![0u8; SECRET_LEN]);
         entropy.fill(bytes.as_mut());
         Self(bytes)
     }
 
     /// A secret read back from storage, if it has the right length.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        let array = <[u8; SECRET_LEN]>::try_from(bytes).ok()?;
-        Some(Self(Zeroizing::new(array)))
+        (bytes.len() == SECRET_LEN).then(|| Self(Zeroizing::new(bytes.to_vec())))
     }
 
     /// A secret given in base32 (as authenticator apps show it), if it decodes to the
     /// right length.
     pub fn from_base32(text: &str) -> Option<Self> {
-        const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let mut bytes = Zeroizing::new(Vec::with_capacity(SECRET_LEN));
-        let (mut buffer, mut bits) = (0u32, 0u32);
-        for c in text.trim().trim_end_matches('=').bytes() {
-            let value = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())?;
-            buffer = (buffer << 5) | u32::try_from(value).ok()?;
-            bits += 5;
-            if bits >= 8 {
-                bits -= 8;
-                bytes.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
-            }
-        }
-        Self::from_slice(&bytes)
+        Self::from_slice(&decode_base32(text)?)
+    }
+
+    /// A secret an external identity provider issued (in base32), whatever its length:
+    /// Cognito's is 20 bytes, an emulator's may be shorter. The provider checks the codes;
+    /// Portico only shows the secret and, while enrolling, proves it with one code.
+    pub fn issued_by_provider(text: &str) -> Option<Self> {
+        let bytes = decode_base32(text)?;
+        (!bytes.is_empty() && bytes.len() <= MAX_PROVIDER_SECRET).then(|| Self(bytes))
     }
 
     /// The bytes, to store sealed.
@@ -158,6 +156,24 @@ fn hotp(secret: &[u8], counter: u64, digits: u32) -> u32 {
 }
 
 /// RFC 4648 base32, upper case, no padding.
+/// RFC 4648 base32 without padding, any length; `None` for a character outside the
+/// alphabet.
+fn decode_base32(text: &str) -> Option<Zeroizing<Vec<u8>>> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bytes = Zeroizing::new(Vec::with_capacity(SECRET_LEN));
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.trim().trim_end_matches('=').bytes() {
+        let value = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())?;
+        buffer = ((buffer << 5) | u32::try_from(value).ok()?) & 0xffff;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(bytes)
+}
+
 fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);

@@ -59,6 +59,12 @@ async fn a_bad_value_exits_2_naming_the_key() {
             "audit.archive.bucket",
         ),
         (
+            "PORTICO_IDENTITY__PROVIDER",
+            "cognito",
+            "identity.cognito.sms_role_arn",
+        ),
+        ("PORTICO_IDENTITY__PROVIDER", "okta", "identity.provider"),
+        (
             "PORTICO_AUDIT__CHECKPOINT_INTERVAL_SECS",
             "5",
             "audit.checkpoint_interval_secs",

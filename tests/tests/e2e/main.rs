@@ -9,6 +9,7 @@
 )]
 
 mod audit;
+mod cognito;
 mod config;
 mod enrollment;
 mod graphql;
