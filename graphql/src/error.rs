@@ -10,6 +10,7 @@ use portico_platform::crypto::keys::KeyError;
 use portico_platform::crypto::vault::VaultError;
 use portico_platform::identity::enrollment::EnrollmentError;
 use portico_platform::identity::local::{AccountError, SignInError};
+use portico_platform::identity::passkey::PasskeyError;
 use portico_platform::identity::provider::ProviderError;
 use portico_platform::identity::reset::ResetError;
 use portico_tenants::TenantError;
@@ -139,7 +140,10 @@ pub(crate) fn from_sign_in(err: SignInError) -> Error {
         | SignInError::SmsCode
         | SignInError::NotSignedIn
         | SignInError::Locked => ErrorCode::Unauthenticated.error(capitalized(&err)),
-        SignInError::NoPhone => ErrorCode::Forbidden.error(capitalized(&err)),
+        SignInError::NoPhone | SignInError::NoPasskey => {
+            ErrorCode::Forbidden.error(capitalized(&err))
+        }
+        SignInError::PasskeyRefused => ErrorCode::Unauthenticated.error(capitalized(&err)),
         SignInError::NotSent(_) => {
             tracing::warn!(error = %ErrorChain(&err), "sign-in code not sent");
             ErrorCode::Unavailable.error(capitalized(&err))
@@ -185,6 +189,19 @@ pub(crate) fn from_enrollment(err: EnrollmentError) -> Error {
         EnrollmentError::Account(AccountError::Internal(_)) | EnrollmentError::Internal(_) => {
             internal(&err)
         }
+    }
+}
+
+/// Translates a passkey failure.
+pub(crate) fn from_passkey(err: PasskeyError) -> Error {
+    match err {
+        PasskeyError::NotSignedIn => ErrorCode::Unauthenticated.error(capitalized(&err)),
+        PasskeyError::Expired | PasskeyError::Refused => {
+            ErrorCode::NotVerified.error(capitalized(&err))
+        }
+        PasskeyError::TooMany => ErrorCode::Conflict.error(capitalized(&err)),
+        PasskeyError::Invalid(_) => ErrorCode::ValidationFailed.error(capitalized(&err)),
+        PasskeyError::Internal(_) => internal(&err),
     }
 }
 

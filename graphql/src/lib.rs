@@ -8,6 +8,7 @@ mod enrollment;
 pub mod error;
 mod limits;
 mod mutation;
+mod passkey;
 mod query;
 
 use async_graphql::{EmptySubscription, Schema};
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use portico_platform::audit::AuditTrail;
 use portico_platform::identity::local::LocalIdentity;
+use portico_platform::identity::passkey::RelyingParty;
 use portico_platform::identity::sessions::Session;
 use portico_platform::principal::Principal;
 use portico_platform::secret::Secret;
@@ -50,6 +52,9 @@ pub struct RequestContext {
     pub session: Option<RequestSession>,
     /// The client's address, for sign-in throttling.
     pub client: String,
+    /// The site passkeys are bound to: the portal's host as the request named it (after
+    /// tenant resolution checked it); `None` on an IP address.
+    pub relying_party: Option<RelyingParty>,
 }
 
 /// The session a request carried.

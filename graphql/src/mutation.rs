@@ -13,6 +13,7 @@ use portico_platform::secret::Secret;
 use crate::RequestContext;
 use crate::enrollment::EnrollmentMutation;
 use crate::error::{self, ErrorCode};
+use crate::passkey::PasskeyMutation;
 use crate::query::request_context;
 
 /// The session cookie's name. `__Host-` makes browsers insist on Secure, Path=/ and no
@@ -21,7 +22,7 @@ pub const SESSION_COOKIE: &str = "__Host-portico_session";
 
 /// Everything that changes something.
 #[derive(Debug, Default, MergedObject)]
-pub struct Mutation(SessionMutation, EnrollmentMutation);
+pub struct Mutation(SessionMutation, EnrollmentMutation, PasskeyMutation);
 
 /// Signing in and out.
 #[derive(Debug, Default)]
@@ -32,7 +33,8 @@ pub struct SessionMutation;
 pub struct SignInStep {
     /// `TOTP`: a code from the authenticator app, through `verifyTotp`.
     next: String,
-    /// Other second factors: `SMS` (`sendSmsCode` then `verifySmsCode`; patients with a
+    /// Other second factors: `PASSKEY` (`startPasskeySignIn` then `finishPasskeySignIn`;
+    /// once one is registered), `SMS` (`sendSmsCode` then `verifySmsCode`; patients with a
     /// mobile number on file) and `RECOVERY_CODE` (`useRecoveryCode`).
     alternatives: Vec<String>,
 }
@@ -42,6 +44,12 @@ pub struct SignInStep {
 pub struct SignedIn {
     /// Send this as the `X-CSRF-Token` header with every later request.
     csrf_token: String,
+}
+
+impl SignedIn {
+    pub(crate) fn new(csrf_token: String) -> Self {
+        Self { csrf_token }
+    }
 }
 
 #[Object]
@@ -65,7 +73,11 @@ impl SessionMutation {
 
         Ok(SignInStep {
             next: "TOTP".to_owned(),
-            alternatives: vec!["SMS".to_owned(), "RECOVERY_CODE".to_owned()],
+            alternatives: vec![
+                "PASSKEY".to_owned(),
+                "SMS".to_owned(),
+                "RECOVERY_CODE".to_owned(),
+            ],
         })
     }
 
@@ -173,7 +185,7 @@ pub(crate) fn cookie(token: &str) -> String {
 }
 
 /// The token of a session waiting for its second factor.
-fn pending(request: &RequestContext) -> Result<&str> {
+pub(crate) fn pending(request: &RequestContext) -> Result<&str> {
     match &request.session {
         Some(current) if current.session.stage == Stage::Password => {
             Ok(current.token.expose().as_str())

@@ -154,6 +154,11 @@ impl Query {
             .collect())
     }
 
+    /// Your passkeys.
+    async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<crate::passkey::Passkey>> {
+        crate::passkey::passkeys(ctx).await
+    }
+
     /// Who has opened your record: every access to your data, newest first. Only a
     /// signed-in patient may ask, and only about themselves.
     async fn access_log(

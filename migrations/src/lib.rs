@@ -15,6 +15,7 @@ mod m20261203_000004_identity;
 mod m20261204_000005_enrollment;
 mod m20261204_000006_staff_and_sms;
 mod m20261204_000007_identity_provider;
+mod m20261204_000008_passkeys;
 
 /// The role the server's login role must be a member of on PostgreSQL. It owns nothing, is
 /// not a superuser and cannot bypass row-level security.
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_enrollment::Migration),
             Box::new(m20261204_000006_staff_and_sms::Migration),
             Box::new(m20261204_000007_identity_provider::Migration),
+            Box::new(m20261204_000008_passkeys::Migration),
         ]
     }
 }

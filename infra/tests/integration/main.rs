@@ -18,6 +18,7 @@ mod enrollment;
 mod fixture;
 mod identity;
 mod isolation;
+mod passkey;
 mod resolution;
 mod staff;
 mod vault;

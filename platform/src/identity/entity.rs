@@ -236,3 +236,44 @@ pub(crate) mod identity_directories {
 
     crate::db::tenant_owned_entity!();
 }
+
+pub(crate) mod passkeys {
+    //! `passkeys`: registered passkeys' public keys and counters, by credential id.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "passkeys")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub account_id: Uuid,
+        pub credential_id: Vec<u8>,
+        pub rp_id: String,
+        pub credential: String,
+        pub name: String,
+        pub created_at: DateTimeUtc,
+        pub last_used_at: Option<DateTimeUtc>,
+    }
+
+    crate::db::tenant_owned_entity!();
+}
+
+pub(crate) mod passkey_ceremonies {
+    //! `passkey_ceremonies`: a passkey registration or sign-in in progress, per session.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "passkey_ceremonies")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub session_id: Vec<u8>,
+        pub tenant_id: Uuid,
+        pub purpose: String,
+        pub state: Vec<u8>,
+        pub expires_at: DateTimeUtc,
+        pub created_at: DateTimeUtc,
+    }
+
+    crate::db::tenant_owned_entity!();
+}

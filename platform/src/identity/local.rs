@@ -80,6 +80,12 @@ pub enum SignInError {
     /// The session is not waiting for a second factor.
     #[error("sign in with your password first")]
     NotPending,
+    /// The account has no passkey for this portal.
+    #[error("no passkey is registered for this portal; use your authenticator app")]
+    NoPasskey,
+    /// The passkey's answer did not verify.
+    #[error("the passkey was not accepted")]
+    PasskeyRefused,
     /// The provider's sign-in expired before the code came: sign in again.
     #[error("the sign-in has expired; sign in again")]
     ProviderExpired,
@@ -1086,7 +1092,7 @@ pub(super) async fn account_by_id(
 }
 
 /// The clinic and account of a signed-in patient or staff member.
-fn signed_in(by: &Principal) -> Result<(TenantId, AccountId), SignInError> {
+pub(super) fn signed_in(by: &Principal) -> Result<(TenantId, AccountId), SignInError> {
     match by {
         Principal::Patient {
             tenant, account, ..

@@ -2,6 +2,7 @@
 //!
 //! - [`provider`]: the port to where passwords and authenticators are kept and checked
 //!   (Portico's own tables, or Amazon Cognito).
+//! - [`passkey`]: WebAuthn passkeys, the phishing-resistant second factor.
 //! - [`password`]: NIST SP 800-63B-4 password rules, a blocklist port, argon2id hashing.
 //! - [`totp`]: RFC 6238 one-time codes, each accepted once.
 //! - [`recovery`]: single-use recovery codes, for a lost authenticator.
@@ -19,6 +20,7 @@ pub mod enrollment;
 mod entity;
 pub mod invitation;
 pub mod local;
+pub mod passkey;
 pub mod password;
 pub mod provider;
 pub mod recovery;

@@ -17,6 +17,7 @@ mod health;
 mod identity;
 mod keys;
 mod logging;
+mod passkey;
 mod shutdown;
 mod staff;
 mod tenancy;
