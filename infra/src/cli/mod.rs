@@ -275,8 +275,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             // e-mail, never something an operator reads in production.
             if config.mode != Mode::Development {
                 anyhow::bail!(
-                    "the outbox can be read only in development mode (`mode = \"development\"`, \
-                     as `portico demo` runs); in production messages go through a real notifier"
+                    "the outbox can be read only in development mode, as `portico demo` runs: \
+                     PORTICO_MODE=development portico outbox --tenant <slug> (from a checkout: \
+                     PORTICO_MODE=development cargo run --release -- outbox --tenant <slug>); \
+                     in production messages go through a real notifier"
                 );
             }
             patient::outbox(args, services(&config).await?).await
@@ -377,7 +379,7 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
          \x20 e-mail:   {DEMO_EMAIL}\n\
          \x20 password: {DEMO_PASSWORD}\n\
          \x20 authenticator secret: {secret}\n\
-         \x20 (add it to any authenticator app, or: {}\n\
+         \x20 (add it to any authenticator app, or: {})\n\
          \x20 otpauth URI: {}\n\
          \x20 a recovery code, if you have no authenticator (each works once): {}\n\n\
          Sign in (curl keeps the session cookie in ./jar):\n\
@@ -414,7 +416,8 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
          \x20 (current code: {})\n\
          Signed in as the admin, invite staff with\n\
          \x20 mutation {{ inviteStaff(email: \"nurse@example.org\", role: NURSE) {{ role expiresAt }} }}\n\
-         and read the invitation with `portico outbox --tenant sunrise`.\n",
+         and read the invitation with `PORTICO_MODE=development portico outbox --tenant sunrise`\n\
+         (from a checkout: `PORTICO_MODE=development cargo run --release -- outbox --tenant sunrise`).\n",
         admin_secret.as_str(),
         totp_one_liner(admin_secret.as_str()),
     );
@@ -463,7 +466,8 @@ fn enrollment_help(activation_code: &str) -> String {
         "A second demo patient, Sam Rivera (born {DEMO_BIRTH_DATE}, ZIP {DEMO_ZIP}), has no account yet.\n\
          Enroll with the clinic's activation code (single use):\n  {enroll}\n\
          or self-enroll:\n  {start}\n\
-         then read the code sent to Sam's phone with `portico outbox --tenant sunrise` and send\n\
+         then read the code sent to Sam's phone with\n\
+         `PORTICO_MODE=development portico outbox --tenant sunrise` and send\n\
          completeEnrollment(ticket, code, email, password). Either way, finish with verifyTotp.\n"
     )
 }
@@ -473,7 +477,7 @@ fn totp_one_liner(secret: &str) -> String {
     format!(
         "python3 -c \"import base64,hmac,struct,time;k=base64.b32decode('{secret}');\
          h=hmac.digest(k,struct.pack('>Q',int(time.time())//30),'sha1');o=h[19]&15;\
-         print('%06d'%((int.from_bytes(h[o:o+4],'big')&0x7fffffff)%1000000))\")"
+         print('%06d'%((int.from_bytes(h[o:o+4],'big')&0x7fffffff)%1000000))\""
     )
 }
 

@@ -241,12 +241,7 @@ impl Sessions {
         session: &Session,
         now: DateTime<Utc>,
     ) -> Result<(), SessionError> {
-        tx.update_many::<sessions::Entity>()
-            .col_expr(sessions::Column::RevokedAt, Some(now).into())
-            .filter(sessions::Column::Id.eq(session.id.to_vec()))
-            .exec(tx.conn())
-            .await?;
-        Ok(())
+        self.revoke_id(tx, &session.id, now).await
     }
 
     /// The account's sessions that still stand at `now`, newest first, with their ids.

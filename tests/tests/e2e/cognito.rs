@@ -9,7 +9,7 @@ use portico_platform::identity::totp::TotpSecret;
 use portico_tests::{TestApp, moto};
 use serde_json::Value;
 
-use crate::identity::{post, token};
+use crate::identity::{create_account, post, token};
 
 const PASSWORD: &str = "tidal beacon orchard 73";
 
@@ -72,22 +72,8 @@ async fn a_clinic_on_cognito_signs_in_with_password_and_authenticator() {
     // The clinic's pool was made with the clinic.
     assert!(pools().await.contains(&format!("portico-{slug}")));
 
-    let created = app
-        .cli_with_input(
-            &[
-                "account", "create", "--tenant", &slug, "--email", &email, "--role", "patient",
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .await;
-    assert!(created.status.success(), "{created:?}");
-    let printed = String::from_utf8_lossy(&created.stdout).into_owned();
-    let secret = printed
-        .split("authenticator secret (shown once): ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap();
-    let totp = TotpSecret::issued_by_provider(secret).unwrap();
+    let (secret, _) = create_account(&app, &slug, &email, "patient", PASSWORD).await;
+    let totp = TotpSecret::issued_by_provider(&secret).unwrap();
 
     let sign_in = |password: &str| {
         format!("mutation {{ signIn(email: \"{email}\", password: \"{password}\") {{ next }} }}")

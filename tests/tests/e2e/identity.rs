@@ -55,6 +55,34 @@ pub(crate) fn token(set_cookie: &str) -> String {
         .to_owned()
 }
 
+/// `portico account create` (development mode) with `password` on standard input; returns
+/// the authenticator secret (base32) and all that was printed.
+pub(crate) async fn create_account(
+    app: &TestApp,
+    tenant: &str,
+    email: &str,
+    role: &str,
+    password: &str,
+) -> (String, String) {
+    let created = app
+        .cli_with_input(
+            &[
+                "account", "create", "--tenant", tenant, "--email", email, "--role", role,
+            ],
+            &format!("{password}\n"),
+        )
+        .await;
+    assert!(created.status.success(), "{created:?}");
+    let printed = String::from_utf8_lossy(&created.stdout).into_owned();
+    let secret = printed
+        .split("authenticator secret (shown once): ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no secret in {printed}"))
+        .to_owned();
+    (secret, printed)
+}
+
 fn sign_in(email: &str, password: &str) -> String {
     format!("mutation {{ signIn(email: \"{email}\", password: \"{password}\") {{ next }} }}")
 }
@@ -67,21 +95,8 @@ async fn a_patient_signs_in_with_password_and_authenticator_then_signs_out() {
         .tenant("harbor", "Harbor Health")
         .start()
         .await;
-    let created = app
-        .cli_with_input(
-            &[
-                "account", "create", "--tenant", "sunrise", "--email", EMAIL, "--role", "patient",
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .await;
-    assert!(created.status.success(), "{created:?}");
-    let out_text = String::from_utf8_lossy(&created.stdout).into_owned();
-    let secret = out_text
-        .split("authenticator secret (shown once): ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap();
+    let (secret, out_text) = create_account(&app, "sunrise", EMAIL, "patient", PASSWORD).await;
+    let secret = secret.as_str();
     let totp = TotpSecret::from_base32(secret).unwrap();
 
     // A wrong password and an unknown address: the same answer.

@@ -11,7 +11,7 @@ use webauthn_authenticator_rs::prelude::{
 };
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
-use crate::identity::{post, token};
+use crate::identity::{create_account, post, token};
 
 const HOST: &str = "sunrise.localhost";
 const EMAIL: &str = "rhea@example.org";
@@ -65,22 +65,8 @@ async fn a_passkey_added_while_signed_in_signs_in_next_time() {
         .tenant("sunrise", "Sunrise Family Clinic")
         .start()
         .await;
-    let created = app
-        .cli_with_input(
-            &[
-                "account", "create", "--tenant", "sunrise", "--email", EMAIL, "--role", "nurse",
-            ],
-            &format!("{PASSWORD}\n"),
-        )
-        .await;
-    assert!(created.status.success(), "{created:?}");
-    let printed = String::from_utf8_lossy(&created.stdout).into_owned();
-    let secret = printed
-        .split("authenticator secret (shown once): ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap();
-    let totp = TotpSecret::from_base32(secret).unwrap();
+    let (secret, _) = create_account(&app, "sunrise", EMAIL, "nurse", PASSWORD).await;
+    let totp = TotpSecret::from_base32(&secret).unwrap();
 
     // Signed in with the authenticator app first.
     let step = post(&app, HOST, &sign_in(), None, None).await;
