@@ -6,6 +6,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod fhir;
 pub mod http;
 pub mod identity;
 pub mod keys;

@@ -16,6 +16,7 @@ mod m20261204_000005_enrollment;
 mod m20261204_000006_staff_and_sms;
 mod m20261204_000007_identity_provider;
 mod m20261204_000008_passkeys;
+mod m20261204_000009_connectors;
 
 /// The role the server's login role must be a member of on PostgreSQL. It owns nothing, is
 /// not a superuser and cannot bypass row-level security.
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_staff_and_sms::Migration),
             Box::new(m20261204_000007_identity_provider::Migration),
             Box::new(m20261204_000008_passkeys::Migration),
+            Box::new(m20261204_000009_connectors::Migration),
         ]
     }
 }

@@ -70,3 +70,32 @@ pub(crate) mod tenant_settings {
         }
     }
 }
+
+pub(crate) mod tenant_connectors {
+    //! `tenant_connectors`: a clinic's EHR connector, sealed; vendor and base URL in the clear.
+    use portico_platform::db::TenantOwned;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_connectors")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        pub vendor: String,
+        pub base_url: String,
+        pub config: Vec<u8>,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl TenantOwned for Entity {
+        fn tenant_column() -> Column {
+            Column::TenantId
+        }
+    }
+}

@@ -36,6 +36,9 @@ pub enum TenantError {
     /// The tenant's key could not be made.
     #[error("the key service could not create the tenant's key")]
     KeyService(#[source] KeyError),
+    /// The EHR connector is not valid.
+    #[error("invalid EHR connector: {0}")]
+    InvalidConnector(#[from] crate::connector::ConnectorProblem),
     /// The identity provider could not set up the tenant's user directory.
     #[error("the identity provider could not set up the tenant's user directory")]
     Identity(#[source] ProviderError),

@@ -5,12 +5,15 @@
 //! tenant is found by [`TenantResolver`], which caches answers for a bounded time and is
 //! told when one changes.
 
+pub mod connector;
+mod connectors;
 mod entity;
 mod error;
 mod name;
 mod resolve;
 mod service;
 
+pub use connector::{Connector, ConnectorAuth, ConnectorProblem, SigningAlgorithm, Vendor};
 pub use error::TenantError;
 pub use name::{DomainName, HostError, TenantSlug};
 pub use resolve::{Resolution, TenantResolver};

@@ -103,12 +103,12 @@ const MAX_DISPLAY_NAME_CHARS: usize = 200;
 /// Creates, lists, suspends and resumes tenants.
 #[derive(Debug, Clone)]
 pub struct TenantService {
-    db: Db,
-    vault: Vault,
+    pub(crate) db: Db,
+    pub(crate) vault: Vault,
     /// Each tenant's lifecycle (created, suspended, resumed, offboarded) is recorded in its
     /// own audit chain, in the same transaction as the change.
-    audit: AuditTrail,
-    clock: Arc<dyn Clock>,
+    pub(crate) audit: AuditTrail,
+    pub(crate) clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     /// Sets up each new tenant's user directory (a Cognito user pool); none with the
     /// embedded provider.

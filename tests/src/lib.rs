@@ -17,6 +17,7 @@ pub mod database;
 pub mod keys;
 pub mod moto;
 pub mod postgres;
+pub mod sekmet;
 
 pub use app::{TestApp, TestAppBuilder};
 pub use database::TestDatabase;

@@ -19,6 +19,7 @@ use portico_tenants::{DomainName, NewTenant, Tenant, TenantError, TenantResolver
 
 mod account;
 mod audit;
+mod connector;
 mod patient;
 
 use portico_platform::audit::Actor;
@@ -67,6 +68,9 @@ enum Command {
     /// Manage sign-in accounts.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// A clinic's EHR connector: set, show, test.
+    #[command(subcommand)]
+    Connector(connector::ConnectorCommand),
     /// The clinic's patient registry and activation codes.
     #[command(subcommand)]
     Patient(patient::PatientCommand),
@@ -270,6 +274,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             account::create(args, services(&config).await?).await
         }
         Command::Patient(command) => patient::run(command, services(&config).await?).await,
+        Command::Connector(command) => connector::run(command, services(&config).await?).await,
         Command::Outbox(args) => {
             // The outbox holds contact details and codes: a development stand-in for SMS and
             // e-mail, never something an operator reads in production.

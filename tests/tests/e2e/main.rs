@@ -11,6 +11,7 @@
 mod audit;
 mod cognito;
 mod config;
+mod connector;
 mod enrollment;
 mod graphql;
 mod health;

@@ -1,0 +1,3 @@
+//! FHIR R4: the client each clinic's EHR connector talks through.
+
+pub mod client;
