@@ -15,6 +15,9 @@ pub const KEY_CLIENT: &str = "portico-key";
 pub const SECRET_CLIENT: &str = "portico-secret";
 /// That client's secret.
 pub const CLIENT_SECRET: &str = "a-client-secret-for-tests-0123456789";
+/// The client the tests load data with (it may write).
+const LOADER: &str = "test-loader";
+const LOADER_SECRET: &str = "a-loader-secret-for-tests-0123456789";
 
 /// A running sekmet-fhir.
 #[derive(Debug)]
@@ -65,6 +68,8 @@ impl Sekmet {
                     { "client_id": KEY_CLIENT, "scopes": "system/*.read", "jwks": jwks },
                     { "client_id": SECRET_CLIENT, "scopes": "system/*.read",
                       "client_secret": CLIENT_SECRET },
+                    { "client_id": LOADER, "scopes": "system/*.*",
+                      "client_secret": LOADER_SECRET },
                 ],
             },
             "simulator": { "enabled": false },
@@ -116,6 +121,37 @@ impl Sekmet {
     /// The server's working directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Loads a transaction Bundle, as the EHR's own staff would enter records.
+    pub async fn load(&self, bundle: &serde_json::Value) {
+        let client = reqwest::Client::new();
+        let token: serde_json::Value = client
+            .post(self.token_url())
+            .basic_auth(LOADER, Some(LOADER_SECRET))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "system/*.*"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let response = client
+            .post(self.fhir())
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .header("content-type", "application/fhir+json")
+            .json(bundle)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "loading failed: {}",
+            response.text().await.unwrap()
+        );
     }
 
     /// Stops the server: connections are refused from now on.

@@ -1,5 +1,12 @@
 //! The FHIR R4 client a clinic's connector talks through.
 //!
+//! Requests are retried the way EHR vendors ask: a 429 waits for its `Retry-After` (up to a
+//! bound), a 5xx or a dropped connection backs off exponentially with jitter, a 401 takes a
+//! new token once; after several failed requests in a row the client stops calling for a
+//! while (a circuit breaker per clinic), so one EHR's outage does not tie up the sync of the
+//! others. Searches follow `Bundle.link[next]` — only within the server's own base URL, so
+//! the token is never sent elsewhere.
+//!
 //! Authentication is SMART Backend Services — a JWT client assertion (RS384 or ES384,
 //! `iss` = `sub` = client id, `aud` = token URL, five minutes, a fresh `jti`) exchanged for
 //! an access token with the client-credentials grant — or a client secret where the vendor
@@ -55,6 +62,65 @@ pub enum FhirError {
     /// The FHIR server's answer is not what FHIR R4 says.
     #[error("the FHIR server's answer is not FHIR R4: {0}")]
     NotFhir(&'static str),
+    /// The server asked to wait longer than Portico waits in one request.
+    #[error("the FHIR server asked to wait {0} s before trying again")]
+    RateLimited(u64),
+    /// Too many requests failed in a row: no more are made until this time.
+    #[error("the FHIR server failed repeatedly; not calling it again until {0}")]
+    CircuitOpen(DateTime<Utc>),
+    /// A `next` link points outside the server's base URL.
+    #[error("a page link leads outside the FHIR server's base URL; not followed")]
+    ForeignLink,
+    /// Paging did not end.
+    #[error("the search did not end after {0} pages")]
+    TooManyPages(usize),
+}
+
+impl FhirError {
+    /// Whether trying again later may help (and so whether it counts against the server).
+    fn is_server_trouble(&self) -> bool {
+        match self {
+            Self::Unreachable(_) | Self::TokenUnreachable(_) | Self::RateLimited(_) => true,
+            Self::Status(status) => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+/// How hard a client tries before it gives up, and when it stops calling altogether.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// The first backoff after a failure; it doubles, plus up to as much again of jitter.
+    pub backoff: Duration,
+    /// The longest `Retry-After` waited for inside one request.
+    pub max_wait: Duration,
+    /// Failed requests in a row that open the circuit.
+    pub breaker_threshold: u32,
+    /// How long the circuit stays open.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            max_wait: Duration::from_secs(120),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Most pages one search follows.
+pub const MAX_PAGES: usize = 10_000;
+
+#[derive(Debug, Default)]
+struct Breaker {
+    failures: u32,
+    open_until: Option<DateTime<Utc>>,
 }
 
 /// What `GET [base]/metadata` says about the server.
@@ -82,6 +148,8 @@ pub struct FhirClient {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     token: Arc<Mutex<Option<Token>>>,
+    policy: RetryPolicy,
+    breaker: Arc<std::sync::Mutex<Breaker>>,
 }
 
 impl std::fmt::Debug for FhirClient {
@@ -133,7 +201,16 @@ impl FhirClient {
             clock,
             entropy,
             token: Arc::default(),
+            policy: RetryPolicy::default(),
+            breaker: Arc::default(),
         })
+    }
+
+    /// The same client, retrying by `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// An access token: the one held while it is good, else a new one.
@@ -302,38 +379,195 @@ impl FhirClient {
         })
     }
 
-    /// A search with the access token (`GET [base]/[type]?…`), returning the Bundle.
+    /// A search with the access token (`GET [base]/[type]?…`): the first page's Bundle.
     pub async fn search(
         &self,
         resource_type: &str,
         params: &[(&str, &str)],
     ) -> Result<serde_json::Value, FhirError> {
-        let token = self.token().await?;
-        let url = format!(
-            "{}/{resource_type}",
-            self.connector.base_url.as_str().trim_end_matches('/')
-        );
-        let response = self
-            .http
-            .get(url)
-            .query(params)
-            .bearer_auth(token.expose())
-            .header("accept", "application/fhir+json")
-            .send()
-            .await
-            .map_err(|err| FhirError::Unreachable(transport(&err)))?;
-        if !response.status().is_success() {
-            return Err(FhirError::Status(response.status().as_u16()));
-        }
-        let bundle: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|_| FhirError::NotFhir("not JSON"))?;
+        let url = self.search_url(resource_type, params)?;
+        let bundle = self.get(url).await?;
         if bundle["resourceType"] != "Bundle" {
             return Err(FhirError::NotFhir("a search did not answer with a Bundle"));
         }
         Ok(bundle)
     }
+
+    /// A whole search: every page, following `Bundle.link[next]` within the base URL; the
+    /// entries' resources in order.
+    pub async fn search_all(
+        &self,
+        resource_type: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Vec<serde_json::Value>, FhirError> {
+        let mut url = self.search_url(resource_type, params)?;
+        let mut resources = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let bundle = self.get(url.clone()).await?;
+            if bundle["resourceType"] != "Bundle" {
+                return Err(FhirError::NotFhir("a search did not answer with a Bundle"));
+            }
+            if let Some(entries) = bundle["entry"].as_array() {
+                resources.extend(
+                    entries
+                        .iter()
+                        .filter(|entry| entry["search"]["mode"] != "outcome")
+                        .filter_map(|entry| entry.get("resource").cloned()),
+                );
+            }
+            let next = bundle["link"].as_array().and_then(|links| {
+                links
+                    .iter()
+                    .find(|link| link["relation"] == "next")
+                    .and_then(|link| link["url"].as_str())
+            });
+            let Some(next) = next else {
+                return Ok(resources);
+            };
+            let next = url::Url::parse(next).map_err(|_| FhirError::ForeignLink)?;
+            if !self.within_base(&next) || next == url {
+                return Err(FhirError::ForeignLink);
+            }
+            url = next;
+        }
+        Err(FhirError::TooManyPages(MAX_PAGES))
+    }
+
+    fn search_url(
+        &self,
+        resource_type: &str,
+        params: &[(&str, &str)],
+    ) -> Result<url::Url, FhirError> {
+        let base = self.connector.base_url.as_str().trim_end_matches('/');
+        url::Url::parse_with_params(&format!("{base}/{resource_type}"), params)
+            .map_err(|_| FhirError::NotFhir("the search cannot be made into a URL"))
+    }
+
+    /// Whether `url` is on the server, under its base path.
+    fn within_base(&self, url: &url::Url) -> bool {
+        let base = &self.connector.base_url;
+        url.scheme() == base.scheme()
+            && url.host_str() == base.host_str()
+            && url.port_or_known_default() == base.port_or_known_default()
+            && url.path().starts_with(base.path().trim_end_matches('/'))
+    }
+
+    /// A GET with the access token, retried by the policy, counted by the breaker.
+    async fn get(&self, url: url::Url) -> Result<serde_json::Value, FhirError> {
+        let now = self.clock.now();
+        {
+            let breaker = self
+                .breaker
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(until) = breaker.open_until.filter(|until| *until > now) {
+                return Err(FhirError::CircuitOpen(until));
+            }
+        }
+        let result = self.get_with_retries(url).await;
+        let mut breaker = self
+            .breaker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &result {
+            Err(err) if err.is_server_trouble() => {
+                breaker.failures += 1;
+                if breaker.failures >= self.policy.breaker_threshold {
+                    let cooldown = chrono::Duration::from_std(self.policy.breaker_cooldown)
+                        .unwrap_or(chrono::Duration::seconds(60));
+                    breaker.open_until = Some(self.clock.now() + cooldown);
+                    breaker.failures = 0;
+                    tracing::warn!(fhir.base = %self.connector.base_url, "FHIR server failing; circuit opened");
+                }
+            }
+            _ => {
+                breaker.failures = 0;
+                breaker.open_until = None;
+            }
+        }
+        result
+    }
+
+    async fn get_with_retries(&self, url: url::Url) -> Result<serde_json::Value, FhirError> {
+        let mut renewed = false;
+        let mut last = FhirError::Unreachable("no attempt made".to_owned());
+        for attempt in 0..self.policy.attempts.max(1) {
+            let token = self.token().await?;
+            let sent = self
+                .http
+                .get(url.clone())
+                .bearer_auth(token.expose())
+                .header("accept", "application/fhir+json")
+                .send()
+                .await;
+            let wait = match sent {
+                Err(err) => {
+                    last = FhirError::Unreachable(transport(&err));
+                    self.backoff(attempt)
+                }
+                Ok(response) if response.status().is_success() => {
+                    return response
+                        .json()
+                        .await
+                        .map_err(|_| FhirError::NotFhir("not JSON"));
+                }
+                Ok(response)
+                    if response.status() == reqwest::StatusCode::UNAUTHORIZED && !renewed =>
+                {
+                    // The token may have been revoked early: one new one.
+                    renewed = true;
+                    *self.token.lock().await = None;
+                    last = FhirError::Status(401);
+                    Duration::ZERO
+                }
+                Ok(response) if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
+                    let asked = retry_after(response.headers(), self.clock.now())
+                        .unwrap_or_else(|| self.backoff(attempt));
+                    if asked > self.policy.max_wait {
+                        return Err(FhirError::RateLimited(asked.as_secs()));
+                    }
+                    last = FhirError::RateLimited(asked.as_secs());
+                    asked
+                }
+                Ok(response) if response.status().is_server_error() => {
+                    last = FhirError::Status(response.status().as_u16());
+                    self.backoff(attempt)
+                }
+                Ok(response) => return Err(FhirError::Status(response.status().as_u16())),
+            };
+            if attempt + 1 < self.policy.attempts {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Err(last)
+    }
+
+    /// The wait after failed attempt `attempt` (from 0): the backoff doubled per attempt,
+    /// plus up to as much again of jitter so that clients do not retry in step.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.policy.backoff.saturating_mul(1 << attempt.min(10));
+        let mut bytes = [0u8; 4];
+        self.entropy.fill(&mut bytes);
+        let jitter = u64::from(u32::from_le_bytes(bytes))
+            % u64::try_from(base.as_millis()).unwrap_or(u64::MAX).max(1);
+        base + Duration::from_millis(jitter)
+    }
+}
+
+/// A `Retry-After` header: seconds, or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
 /// A transport failure in words safe to print: the kind, not the URL's query or a body.

@@ -15,6 +15,7 @@ mod audit;
 mod aws_kms;
 mod cognito;
 mod enrollment;
+mod fhir;
 mod fixture;
 mod identity;
 mod isolation;
