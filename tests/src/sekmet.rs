@@ -123,8 +123,9 @@ impl Sekmet {
         self.dir.path()
     }
 
-    /// Loads a transaction Bundle, as the EHR's own staff would enter records.
-    pub async fn load(&self, bundle: &serde_json::Value) {
+    /// Loads a transaction Bundle, as the EHR's own staff would enter records; the
+    /// transaction-response Bundle.
+    pub async fn load(&self, bundle: &serde_json::Value) -> serde_json::Value {
         let client = reqwest::Client::new();
         let token: serde_json::Value = client
             .post(self.token_url())
@@ -147,11 +148,10 @@ impl Sekmet {
             .send()
             .await
             .unwrap();
-        assert!(
-            response.status().is_success(),
-            "loading failed: {}",
-            response.text().await.unwrap()
-        );
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "loading failed: {text}");
+        serde_json::from_str(&text).unwrap()
     }
 
     /// Stops the server: connections are refused from now on.

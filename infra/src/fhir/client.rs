@@ -150,6 +150,7 @@ pub struct FhirClient {
     token: Arc<Mutex<Option<Token>>>,
     policy: RetryPolicy,
     breaker: Arc<std::sync::Mutex<Breaker>>,
+    pacer: Arc<std::sync::Mutex<super::quirks::Pacer>>,
 }
 
 impl std::fmt::Debug for FhirClient {
@@ -195,7 +196,10 @@ impl FhirClient {
             .user_agent(concat!("Portico/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| FhirError::Unreachable(err.to_string()))?;
+        let pacer =
+            super::quirks::Pacer::new(super::quirks::quirks(connector.vendor).requests_per_sec);
         Ok(Self {
+            pacer: Arc::new(std::sync::Mutex::new(pacer)),
             http,
             connector: Arc::new(connector),
             clock,
@@ -433,6 +437,19 @@ impl FhirClient {
         Err(FhirError::TooManyPages(MAX_PAGES))
     }
 
+    /// One patient's resources of one type changed after `since` (all when `None`), every
+    /// page, as the vendor wants the search put.
+    pub async fn patient_resources(
+        &self,
+        resource_type: &str,
+        patient: &str,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<serde_json::Value>, FhirError> {
+        let params = super::quirks::patient_search(&self.connector, resource_type, patient, since);
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.search_all(resource_type, &params).await
+    }
+
     fn search_url(
         &self,
         resource_type: &str,
@@ -493,6 +510,15 @@ impl FhirClient {
         let mut last = FhirError::Unreachable("no attempt made".to_owned());
         for attempt in 0..self.policy.attempts.max(1) {
             let token = self.token().await?;
+            // Kept under the vendor's rate, per clinic.
+            let wait = self
+                .pacer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .reserve(tokio::time::Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
             let sent = self
                 .http
                 .get(url.clone())

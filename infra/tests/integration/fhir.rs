@@ -299,3 +299,107 @@ async fn a_search_pages_through_a_real_fhir_server() {
     families.dedup();
     assert_eq!(families.len(), 25, "no resource twice, none missing");
 }
+
+#[tokio::test]
+async fn a_patients_resources_come_whole_then_only_what_changed_since() {
+    use portico_tests::sekmet::{CLIENT_SECRET, SECRET_CLIENT, Sekmet};
+
+    let ehr = Sekmet::start().await;
+    let observation = |n: u32| {
+        json!({
+            "resource": {
+                "resourceType": "Observation", "status": "final",
+                "code": { "coding": [{ "system": "http://loinc.org", "code": "2345-7" }] },
+                "subject": { "reference": "urn:uuid:6d3b6a4e-7c1e-4c1a-9a55-1f1e3c0b2a01" },
+                "valueQuantity": { "value": 90 + n, "unit": "mg/dL" },
+            },
+            "request": { "method": "POST", "url": "Observation" },
+        })
+    };
+    let mut entries = vec![json!({
+        "fullUrl": "urn:uuid:6d3b6a4e-7c1e-4c1a-9a55-1f1e3c0b2a01",
+        "resource": { "resourceType": "Patient", "name": [{ "family": "Okafor" }] },
+        "request": { "method": "POST", "url": "Patient" },
+    })];
+    entries.extend((0..3).map(observation));
+    let loaded = ehr
+        .load(&json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries }))
+        .await;
+    // `Patient/<id>/_history/1`, relative or absolute.
+    let location = loaded["entry"][0]["response"]["location"].as_str().unwrap();
+    let patient = location
+        .split("Patient/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_owned();
+    // A second patient's results must not come with the first's.
+    ehr.load(
+        &json!({ "resourceType": "Bundle", "type": "transaction", "entry": [
+            { "fullUrl": "urn:uuid:6d3b6a4e-7c1e-4c1a-9a55-1f1e3c0b2a01",
+              "resource": { "resourceType": "Patient", "name": [{ "family": "Other" }] },
+              "request": { "method": "POST", "url": "Patient" } },
+            observation(7),
+        ]}),
+    )
+    .await;
+
+    let connector = Connector {
+        vendor: Vendor::FhirR4,
+        base_url: ehr.fhir().parse().unwrap(),
+        token_url: ehr.token_url().parse().unwrap(),
+        scopes: "system/*.read".to_owned(),
+        auth: ConnectorAuth::ClientSecret {
+            client_id: SECRET_CLIENT.to_owned(),
+            client_secret: Secret::new(CLIENT_SECRET.to_owned()),
+        },
+        practice_id: None,
+        poll_interval_secs: 300,
+        notification_secret: Secret::new("n".repeat(40)),
+    };
+    let client = FhirClient::new(
+        connector,
+        Duration::from_secs(5),
+        Arc::new(portico_platform::clock::SystemClock),
+        Arc::new(SeededEntropy::new(10)),
+    )
+    .unwrap();
+
+    let first = client
+        .patient_resources("Observation", &patient, None)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    let newest = first
+        .iter()
+        .map(|o| {
+            chrono::DateTime::parse_from_rfc3339(o["meta"]["lastUpdated"].as_str().unwrap())
+                .unwrap()
+                .with_timezone(&Utc)
+        })
+        .max()
+        .unwrap();
+    let me = client
+        .patient_resources("Patient", &patient, None)
+        .await
+        .unwrap();
+    assert_eq!(me.len(), 1);
+
+    // Nothing changed: nothing comes. Then one new result: only it comes.
+    let nothing = client
+        .patient_resources("Observation", &patient, Some(newest))
+        .await
+        .unwrap();
+    assert!(nothing.is_empty(), "{nothing:?}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut later = observation(9);
+    later["resource"]["subject"] = json!({ "reference": format!("Patient/{patient}") });
+    ehr.load(&json!({ "resourceType": "Bundle", "type": "transaction", "entry": [later] }))
+        .await;
+    let changed = client
+        .patient_resources("Observation", &patient, Some(newest))
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["valueQuantity"]["value"], 99);
+}
