@@ -11,7 +11,6 @@ use portico_platform::crypto::vault::VaultError;
 use portico_platform::identity::enrollment::EnrollmentError;
 use portico_platform::identity::local::{AccountError, SignInError};
 use portico_platform::identity::passkey::PasskeyError;
-use portico_platform::identity::provider::ProviderError;
 use portico_platform::identity::reset::ResetError;
 use portico_tenants::TenantError;
 
@@ -154,14 +153,9 @@ pub(crate) fn from_sign_in(err: SignInError) -> Error {
             ErrorCode::Unauthenticated.error("Sign in with your password first.")
         }
         SignInError::ProviderExpired => ErrorCode::Unauthenticated.error(capitalized(&err)),
-        SignInError::Internal(ref source)
-            if matches!(
-                source.downcast_ref::<ProviderError>(),
-                Some(ProviderError::Unavailable(_))
-            ) =>
-        {
+        SignInError::ProviderUnavailable(_) => {
             tracing::warn!(error = %ErrorChain(&err), "identity provider unavailable");
-            ErrorCode::Unavailable.error("Sign-in is unavailable; try again in a little while.")
+            ErrorCode::Unavailable.error(capitalized(&err))
         }
         SignInError::Internal(_) => internal(&err),
     }
@@ -285,5 +279,17 @@ mod tests {
         let audit = AuditError::KeyService(KeyError::Unavailable("refused".into()));
         assert_eq!(code(&from_audit(audit)), "\"UNAVAILABLE\"");
         assert_eq!(code(&from_audit(AuditError::Forbidden)), "\"FORBIDDEN\"");
+    }
+
+    #[test]
+    fn an_identity_provider_outage_is_unavailable_and_its_expiry_asks_for_a_new_sign_in() {
+        use portico_platform::identity::provider::ProviderError;
+
+        let outage: SignInError = ProviderError::Unavailable("refused".into()).into();
+        assert_eq!(code(&from_sign_in(outage)), "\"UNAVAILABLE\"");
+        let expired: SignInError = ProviderError::Expired.into();
+        assert_eq!(code(&from_sign_in(expired)), "\"UNAUTHENTICATED\"");
+        let other: SignInError = ProviderError::Internal("bug".into()).into();
+        assert_eq!(code(&from_sign_in(other)), "\"INTERNAL\"");
     }
 }

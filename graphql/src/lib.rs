@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use portico_platform::audit::AuditTrail;
 use portico_platform::identity::local::LocalIdentity;
-use portico_platform::identity::passkey::RelyingParty;
 use portico_platform::identity::sessions::Session;
 use portico_platform::principal::Principal;
 use portico_platform::secret::Secret;
@@ -52,9 +51,11 @@ pub struct RequestContext {
     pub session: Option<RequestSession>,
     /// The client's address, for sign-in throttling.
     pub client: String,
-    /// The site passkeys are bound to: the portal's host as the request named it (after
-    /// tenant resolution checked it); `None` on an IP address.
-    pub relying_party: Option<RelyingParty>,
+    /// The portal's host as the request named it (tenant resolution checked it), without
+    /// its port: what passkeys are bound to.
+    pub host: Option<String>,
+    /// Development mode: passkeys also over http on `localhost` names.
+    pub development: bool,
 }
 
 /// The session a request carried.

@@ -53,7 +53,7 @@ impl PasskeyMutation {
         let request = request_context(ctx)?;
         let session = full_session(request)?;
         ctx.data::<LocalIdentity>()?
-            .start_passkey_registration(&request.principal, session, relying_party(request)?)
+            .start_passkey_registration(&request.principal, session, &relying_party(request)?)
             .await
             .map_err(error::from_passkey)
     }
@@ -72,7 +72,7 @@ impl PasskeyMutation {
             .finish_passkey_registration(
                 &request.principal,
                 session,
-                relying_party(request)?,
+                &relying_party(request)?,
                 &credential,
                 &name,
             )
@@ -100,7 +100,7 @@ impl PasskeyMutation {
         let request = request_context(ctx)?;
         let pending = pending(request)?;
         ctx.data::<LocalIdentity>()?
-            .start_passkey_sign_in(request.tenant.id, pending, relying_party(request)?)
+            .start_passkey_sign_in(request.tenant.id, pending, &relying_party(request)?)
             .await
             .map_err(error::from_sign_in)
     }
@@ -119,7 +119,7 @@ impl PasskeyMutation {
             .finish_passkey_sign_in(
                 request.tenant.id,
                 pending,
-                relying_party(request)?,
+                &relying_party(request)?,
                 &credential,
                 &request.client,
             )
@@ -153,9 +153,13 @@ fn full_session(
 }
 
 /// Passkeys belong to the portal's own address; an IP address cannot carry them.
-fn relying_party(request: &RequestContext) -> Result<&RelyingParty> {
-    request.relying_party.as_ref().ok_or_else(|| {
-        ErrorCode::ValidationFailed
-            .error("Passkeys work only at the portal's own address (https://<clinic>.<domain>).")
-    })
+fn relying_party(request: &RequestContext) -> Result<RelyingParty> {
+    let host = request.host.as_deref().unwrap_or_default();
+    RelyingParty::for_host(host, &request.tenant.display_name, request.development).ok_or_else(
+        || {
+            ErrorCode::ValidationFailed.error(
+                "Passkeys work only at the portal's own address (https://<clinic>.<domain>).",
+            )
+        },
+    )
 }

@@ -237,7 +237,7 @@ impl Connector {
     }
 
     /// The connector as stored (sealed): every field, secrets included.
-    pub(crate) fn to_stored(&self) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn to_stored(&self) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
         let (kind, client_id, secret, algorithm, key_id) = match &self.auth {
             ConnectorAuth::BackendServices {
                 client_id,
@@ -270,7 +270,7 @@ impl Connector {
             poll_interval_secs: self.poll_interval_secs,
             notification_secret: Zeroizing::new(self.notification_secret.expose().clone()),
         };
-        Zeroizing::new(serde_json::to_vec(&stored).unwrap_or_default())
+        serde_json::to_vec(&stored).map(Zeroizing::new)
     }
 
     /// Reads a stored connector back.
@@ -401,7 +401,7 @@ mod tests {
     fn a_good_connector_passes_and_reads_back_with_its_secrets() {
         let good = connector();
         assert_eq!(good.validate(), Ok(()));
-        let back = Connector::from_stored(&good.to_stored()).unwrap();
+        let back = Connector::from_stored(&good.to_stored().unwrap()).unwrap();
         assert_eq!(back.base_url, good.base_url);
         match back.auth {
             ConnectorAuth::BackendServices { private_key, .. } => {

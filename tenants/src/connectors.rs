@@ -42,7 +42,13 @@ impl TenantService {
         let sealing = self.db.begin(tenant).await?;
         let sealed = self
             .vault
-            .seal(&sealing, &place(tenant, &row), &connector.to_stored())
+            .seal(
+                &sealing,
+                &place(tenant, &row),
+                &connector
+                    .to_stored()
+                    .map_err(|_| TenantError::InvalidState("the connector cannot be stored"))?,
+            )
             .await?;
         sealing.commit().await?;
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use portico_graphql::{ErrorCode, RequestContext, RequestSession, SESSION_COOKIE};
-use portico_platform::identity::passkey::RelyingParty;
 use portico_platform::identity::sessions::Stage;
 use portico_platform::principal::Principal;
 use portico_platform::secret::Secret;
@@ -96,20 +95,22 @@ pub(crate) async fn graphql(
         }
     }
 
-    let relying_party = parts
+    let host = parts
         .headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
-        .and_then(|host| {
-            let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-            RelyingParty::for_host(name, &tenant.display_name, state.settings.development)
+        .map(|host| {
+            host.rsplit_once(':')
+                .map_or(host, |(name, _)| name)
+                .to_owned()
         });
     let context = RequestContext {
         tenant,
         principal,
         session,
         client,
-        relying_party,
+        host,
+        development: state.settings.development,
     };
     let response = state.schema.execute_batch(batch.data(context)).await;
     let headers: Vec<_> = response

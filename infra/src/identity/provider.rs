@@ -282,10 +282,12 @@ impl IdentityProvider for CognitoProvider {
             Ok(Step::Tokens(_) | Step::Challenge(_)) => Err(ProviderError::Internal(
                 "Cognito did not ask for the authenticator".into(),
             )),
-            Err(CognitoError::Invalid | CognitoError::NotFound | CognitoError::TooManyAttempts) => {
-                Ok(PasswordCheck::Refused)
-            }
-            Err(CognitoError::PasswordResetRequired) => Ok(PasswordCheck::Refused),
+            Err(
+                CognitoError::Invalid
+                | CognitoError::NotFound
+                | CognitoError::TooManyAttempts
+                | CognitoError::PasswordResetRequired,
+            ) => Ok(PasswordCheck::Refused),
             Err(err) => Err(fault(err)),
         }
     }

@@ -768,7 +768,8 @@ async fn graphql_as(f: &Fixture, principal: Principal, query: &str) -> serde_jso
         principal,
         session: None,
         client: "192.0.2.1".to_owned(),
-        relying_party: None,
+        host: None,
+        development: false,
     };
     let response = schema
         .execute(async_graphql::Request::new(query).data(context))

@@ -103,6 +103,7 @@ macro_rules! internal {
 internal!(
     DbError,
     AuditError,
+    super::password::HashError,
     PlatformKeyError,
     sea_orm::DbErr,
     SessionError,
@@ -183,8 +184,7 @@ impl LocalIdentity {
         let hash = self
             .hasher
             .hash(&code.secret, self.entropy.as_ref())
-            .await
-            .map_err(|err| EnrollmentError::Internal(Box::new(err)))?;
+            .await?;
         let now = self.clock.now();
         let expires_at = now + Duration::days(ACTIVATION_DAYS);
 
@@ -251,8 +251,7 @@ impl LocalIdentity {
         let matched = self
             .hasher
             .verify(&secret, stored.as_ref().map(|row| row.hash.as_str()))
-            .await
-            .map_err(|err| EnrollmentError::Internal(Box::new(err)))?;
+            .await?;
         // A genuine code that is spent or expired is still recorded against its patient,
         // who sees in their access log that someone tried it.
         let genuine = stored.filter(|_| matched);
@@ -608,7 +607,12 @@ async fn has_account(tx: &TenantTx, patient: PatientId) -> Result<bool, DbError>
 pub(super) fn random_token(entropy: &dyn Entropy) -> Secret<String> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     entropy.fill(bytes.as_mut());
-    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Secret::new(hex(bytes.as_ref()))
+}
+
+/// Lower-case hex.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A 6-digit code, uniformly drawn.

@@ -92,8 +92,7 @@ impl LocalIdentity {
         let hash = self
             .hasher
             .hash(&code.secret, self.entropy.as_ref())
-            .await
-            .map_err(|err| EnrollmentError::Internal(Box::new(err)))?;
+            .await?;
         // Sealed before the write transaction: sealing may make a data key in its own.
         let sealing = self.db.begin(tenant).await?;
         let sealed_email = self
@@ -187,8 +186,7 @@ impl LocalIdentity {
         let matched = self
             .hasher
             .verify(&secret, stored.as_ref().map(|row| row.hash.as_str()))
-            .await
-            .map_err(|err| EnrollmentError::Internal(Box::new(err)))?;
+            .await?;
         let usable = stored.filter(|row| {
             matched && row.used_at.is_none() && row.expires_at > now && row.failures < MAX_FAILURES
         });

@@ -89,6 +89,9 @@ pub enum SignInError {
     /// The provider's sign-in expired before the code came: sign in again.
     #[error("the sign-in has expired; sign in again")]
     ProviderExpired,
+    /// The identity provider is unreachable; try again later.
+    #[error("sign-in is unavailable; try again in a little while")]
+    ProviderUnavailable(#[source] ProviderError),
     /// The session failed.
     #[error(transparent)]
     Session(#[from] SessionError),
@@ -117,6 +120,16 @@ pub enum AccountError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl From<ProviderError> for SignInError {
+    fn from(err: ProviderError) -> Self {
+        match err {
+            ProviderError::Expired => Self::ProviderExpired,
+            ProviderError::Unavailable(_) => Self::ProviderUnavailable(err),
+            other => Self::Internal(Box::new(other)),
+        }
+    }
+}
+
 macro_rules! internal {
     ($($error:ty => $target:ident),+ $(,)?) => {
         $(
@@ -132,7 +145,6 @@ macro_rules! internal {
 internal!(
     DbError => SignInError, AuditError => SignInError, VaultError => SignInError,
     HashError => SignInError, PlatformKeyError => SignInError, sea_orm::DbErr => SignInError,
-    ProviderError => SignInError,
     DbError => AccountError, AuditError => AccountError, VaultError => AccountError,
     HashError => AccountError, PlatformKeyError => AccountError, sea_orm::DbErr => AccountError,
 );
@@ -633,12 +645,7 @@ impl LocalIdentity {
                 .await?;
             return Err(TotpError::Malformed.into());
         }
-        let right = match self.provider.check_code(tenant, &state, &code).await {
-            Ok(right) => right,
-            Err(ProviderError::Expired) => return Err(SignInError::ProviderExpired),
-            Err(err) => return Err(err.into()),
-        };
-        if !right {
+        if !self.provider.check_code(tenant, &state, &code).await? {
             self.fail(tenant, &account_actor(&account), &keys, Some(&session))
                 .await?;
             return Err(TotpError::Wrong.into());

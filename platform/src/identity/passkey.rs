@@ -20,6 +20,7 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Webauthn, WebauthnBuilder,
 };
 
+use super::enrollment::hex;
 use super::entity::{passkey_ceremonies, passkeys};
 use super::local::{
     LocalIdentity, SignInError, account_actor, account_by_id, address_key, client_key, place,
@@ -570,10 +571,6 @@ fn passkey_name(name: &str) -> Result<String, PasskeyError> {
         ));
     }
     Ok(name.to_owned())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 
-use sea_orm::{ActiveValue::Set, QueryFilter};
+use sea_orm::ActiveValue::Set;
 
 use super::entity::identity_directories;
 use super::password::{HashError, PasswordHasher};
@@ -276,10 +276,6 @@ pub async fn directory(db: &Db, tenant: TenantId) -> Result<Option<Directory>, D
     let tx = db.begin(tenant).await?;
     let row = tx
         .find::<identity_directories::Entity>()
-        .filter(sea_orm::ColumnTrait::eq(
-            &identity_directories::Column::TenantId,
-            tenant.as_uuid(),
-        ))
         .one(tx.conn())
         .await
         .map_err(DbError::from)?;

@@ -15,7 +15,7 @@ use chrono::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, PaginatorTrait, QueryFilter};
 
-use super::enrollment::{MAX_FAILURES, code_digest, constant_time_eq, six_digits};
+use super::enrollment::{MAX_FAILURES, code_digest, constant_time_eq, hex, six_digits};
 use super::entity::{accounts, sms_codes};
 use super::local::{LocalIdentity, SignInError, account_actor, address_key, client_key};
 use super::sessions::{Issued, Session};
@@ -202,8 +202,4 @@ impl LocalIdentity {
                 })
         }))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
