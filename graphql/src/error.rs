@@ -234,7 +234,7 @@ fn capitalized(err: &dyn std::fmt::Display) -> String {
 }
 
 /// Logs an internal failure and returns the generic error the client sees.
-fn internal(err: &(dyn std::error::Error + 'static)) -> Error {
+pub(crate) fn internal(err: &(dyn std::error::Error + 'static)) -> Error {
     tracing::error!(error = %ErrorChain(err), "request failed");
     ErrorCode::Internal.error("Internal error.")
 }

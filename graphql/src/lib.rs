@@ -10,6 +10,7 @@ mod limits;
 mod mutation;
 mod passkey;
 mod query;
+mod records;
 
 use async_graphql::{EmptySubscription, Schema};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use portico_platform::audit::AuditTrail;
 use portico_platform::identity::local::LocalIdentity;
 use portico_platform::identity::sessions::Session;
 use portico_platform::principal::Principal;
+use portico_platform::records::Records;
 use portico_platform::secret::Secret;
 use portico_tenants::{Tenant, TenantService};
 
@@ -25,6 +27,7 @@ pub use enrollment::qr_svg;
 pub use error::ErrorCode;
 pub use mutation::{Mutation, SESSION_COOKIE};
 pub use query::Query;
+pub use records::{RecordsMutation, RecordsQuery};
 
 /// The schema served at `/graphql`.
 pub type PorticoSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -73,13 +76,15 @@ pub fn build_schema(
     tenants: TenantService,
     audit: AuditTrail,
     identity: LocalIdentity,
+    records: Records,
     limits: Limits,
     development: bool,
 ) -> PorticoSchema {
-    let builder = Schema::build(Query, Mutation::default(), EmptySubscription)
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(tenants)
         .data(audit)
         .data(identity)
+        .data(records)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(8)
@@ -98,7 +103,7 @@ pub fn build_schema(
 
 /// The schema in SDL, as committed at `graphql/schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .finish()
         .sdl()
 }

@@ -22,7 +22,12 @@ pub const SESSION_COOKIE: &str = "__Host-portico_session";
 
 /// Everything that changes something.
 #[derive(Debug, Default, MergedObject)]
-pub struct Mutation(SessionMutation, EnrollmentMutation, PasskeyMutation);
+pub struct Mutation(
+    SessionMutation,
+    EnrollmentMutation,
+    PasskeyMutation,
+    crate::records::RecordsMutation,
+);
 
 /// Signing in and out.
 #[derive(Debug, Default)]

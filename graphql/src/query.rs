@@ -1,6 +1,6 @@
 //! The root query type.
 
-use async_graphql::{Context, Object, Result, SimpleObject};
+use async_graphql::{Context, MergedObject, Object, Result, SimpleObject};
 use portico_platform::audit::AuditTrail;
 use portico_platform::audit::access_log;
 use portico_platform::identity::local::LocalIdentity;
@@ -12,8 +12,12 @@ use crate::RequestContext;
 use crate::error::{self, ErrorCode};
 
 /// Everything that can be read.
+#[derive(Debug, Default, MergedObject)]
+pub struct Query(SessionQuery, crate::records::RecordsQuery);
+
+/// Who is signed in, their sessions and passkeys, who opened their record, the clinic.
 #[derive(Debug, Default)]
-pub struct Query;
+pub struct SessionQuery;
 
 /// The clinic whose portal the request came through.
 #[derive(Debug, SimpleObject)]
@@ -97,7 +101,7 @@ pub struct Me {
 }
 
 #[Object]
-impl Query {
+impl SessionQuery {
     /// Who is signed in at this portal; null when nobody is (or sign-in is half done).
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<Me>> {
         let request = request_context(ctx)?;

@@ -51,6 +51,27 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Log output.
     pub logging: LoggingConfig,
+    /// The sandbox EHR (development and the demo only).
+    pub sandbox: SandboxConfig,
+}
+
+/// The sandbox EHR inside the binary, served in development mode only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Synthetic patients it holds (1 to 1000).
+    pub patients: usize,
+    /// Seconds between finalizing one pending result (and notifying); 0 turns it off.
+    pub finalize_every_secs: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            patients: 10,
+            finalize_every_secs: 20,
+        }
+    }
 }
 
 /// Whether Portico runs for real or on a developer's machine.
@@ -391,6 +412,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             identity: IdentityConfig::default(),
             logging: LoggingConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -560,6 +582,9 @@ impl Config {
                 "keys.deletion_window_days",
                 "must be 7 to 30",
             ));
+        }
+        if !(1..=1000).contains(&self.sandbox.patients) {
+            return Err(ConfigError::new("sandbox.patients", "must be 1 to 1000"));
         }
         if self.keys.cache_max_entries == 0 {
             return Err(ConfigError::new(

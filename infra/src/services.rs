@@ -17,11 +17,14 @@ use portico_platform::identity::password::{MemoryBlocklist, PasswordHasher, Pass
 use portico_platform::identity::provider::{IdentityProvider, LocalProvider};
 use portico_platform::identity::registry::LocalRegistry;
 use portico_platform::identity::sessions::Sessions;
+use portico_platform::records::{RecordStore, Records, SyncEngine};
 use portico_tenants::TenantService;
 
 use crate::audit::local::LocalArchive;
 use crate::audit::s3::S3Archive;
 use crate::config::{ArchiveProvider, Config, IdentityProviderKind};
+use crate::ehr::Connections;
+use crate::ehr::worker::Waker;
 use crate::identity::cognito::{Cognito, SmsSettings};
 use crate::identity::provider::CognitoProvider;
 use crate::keys;
@@ -46,6 +49,14 @@ pub struct Services {
     pub registry: LocalRegistry,
     /// The embedded notifier's messages.
     pub outbox: Outbox,
+    /// The patient's health record: reads, withholding, sync state.
+    pub records: Records,
+    /// The sync engine over the shared queue.
+    pub sync: SyncEngine,
+    /// Each clinic's EHR connection.
+    pub connections: Connections,
+    /// Wakes this node's sync worker when work is queued.
+    pub sync_waker: Waker,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The entropy.
@@ -113,6 +124,30 @@ impl Services {
             entropy: entropy.clone(),
         });
 
+        let connections = Connections::new(tenants.clone(), clock.clone(), entropy.clone());
+        let store = RecordStore::new(
+            db.clone(),
+            vault.clone(),
+            audit.clone(),
+            clock.clone(),
+            entropy.clone(),
+        );
+        let sync = SyncEngine::new(
+            db.clone(),
+            store,
+            clock.clone(),
+            entropy.clone(),
+            chrono::Duration::minutes(5),
+        );
+        let records = Records::new(
+            db.clone(),
+            vault.clone(),
+            audit.clone(),
+            Arc::new(connections.clone()),
+            clock.clone(),
+            entropy.clone(),
+        );
+
         Ok(Self {
             db,
             vault,
@@ -122,6 +157,10 @@ impl Services {
             identity,
             registry,
             outbox,
+            records,
+            sync,
+            connections,
+            sync_waker: Waker::default(),
             clock,
             entropy,
         })

@@ -102,6 +102,21 @@ id_type!(
     MessageId
 );
 
+id_type!(
+    /// One item of a patient's health record, as synced from the clinic's EHR.
+    RecordId
+);
+
+id_type!(
+    /// One unit of sync work (a backfill, a poll, a pushed change) in the shared queue.
+    SyncJobId
+);
+
+id_type!(
+    /// A decision to withhold one record item under an information-blocking exception.
+    WithholdingId
+);
+
 #[cfg(test)]
 mod tests {
     use chrono::DateTime;

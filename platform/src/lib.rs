@@ -12,4 +12,5 @@ pub mod identity;
 pub mod ids;
 pub mod notify;
 pub mod principal;
+pub mod records;
 pub mod secret;

@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use portico_platform::records::ReleasePolicy;
 use portico_platform::secret::Secret;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -133,6 +134,8 @@ pub struct Connector {
     pub poll_interval_secs: u32,
     /// The secret the EHR's notifications must carry.
     pub notification_secret: Secret<String>,
+    /// Whether preliminary results are shown too (final ones always are, at once).
+    pub release: ReleasePolicy,
 }
 
 /// What is wrong with a connector. Names the field; never echoes a secret.
@@ -269,6 +272,7 @@ impl Connector {
             practice_id: self.practice_id.clone(),
             poll_interval_secs: self.poll_interval_secs,
             notification_secret: Zeroizing::new(self.notification_secret.expose().clone()),
+            release: self.release,
         };
         serde_json::to_vec(&stored).map(Zeroizing::new)
     }
@@ -298,6 +302,7 @@ impl Connector {
             practice_id: stored.practice_id,
             poll_interval_secs: stored.poll_interval_secs,
             notification_secret: Secret::new(stored.notification_secret.to_string()),
+            release: stored.release,
         })
     }
 }
@@ -317,6 +322,8 @@ struct Stored {
     practice_id: Option<String>,
     poll_interval_secs: u32,
     notification_secret: Zeroizing<String>,
+    #[serde(default)]
+    release: ReleasePolicy,
 }
 
 /// An endpoint: https, or http on a loopback address (a local EHR, the tests' peer).
@@ -394,6 +401,7 @@ mod tests {
             practice_id: None,
             poll_interval_secs: 300,
             notification_secret: Secret::new("n".repeat(40)),
+            release: ReleasePolicy::FinalAtOnce,
         }
     }
 

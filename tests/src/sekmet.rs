@@ -9,6 +9,25 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+fn binary() -> String {
+    std::env::var("TEST_SEKMET_BIN").unwrap_or_else(|_| {
+        panic!("TEST_SEKMET_BIN is not set: the FHIR peer tests run through ./tests/run")
+    })
+}
+
+fn spawn(dir: &Path, port: u16, database: &str) -> Child {
+    Command::new(binary())
+        .args(["serve", "--config", "settings.yaml", "--host", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .env("SEKMET_DB", database)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// The backend-services client whose key `Sekmet::private_key` is.
 pub const KEY_CLIENT: &str = "portico-key";
 /// The client that authenticates with `CLIENT_SECRET`.
@@ -24,6 +43,8 @@ const LOADER_SECRET: &str = "a-loader-secret-for-tests-0123456789";
 pub struct Sekmet {
     child: Child,
     dir: tempfile::TempDir,
+    port: u16,
+    database: String,
     /// Its root URL (`http://127.0.0.1:<port>`).
     pub root: String,
 }
@@ -32,9 +53,16 @@ impl Sekmet {
     /// Starts a server with a fresh RS384 key registered for [`KEY_CLIENT`] and
     /// [`SECRET_CLIENT`]'s secret; waits until it answers.
     pub async fn start() -> Self {
-        let binary = std::env::var("TEST_SEKMET_BIN").unwrap_or_else(|_| {
-            panic!("TEST_SEKMET_BIN is not set: the FHIR peer tests run through ./tests/run")
-        });
+        Self::start_on(":memory:").await
+    }
+
+    /// The same, keeping its data in a file, so that it survives [`restart`](Self::restart).
+    pub async fn start_persistent() -> Self {
+        Self::start_on("sekmet.db").await
+    }
+
+    async fn start_on(database: &str) -> Self {
+        let binary = binary();
         let dir = tempfile::tempdir().unwrap();
         let generated = Command::new(&binary)
             .args([
@@ -75,25 +103,37 @@ impl Sekmet {
             "simulator": { "enabled": false },
         });
         std::fs::write(dir.path().join("settings.yaml"), settings.to_string()).unwrap();
-        let child = Command::new(&binary)
-            .args(["serve", "--config", "settings.yaml", "--host", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .env("SEKMET_DB", ":memory:")
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let child = spawn(dir.path(), port, database);
+        let server = Self {
+            child,
+            dir,
+            port,
+            database: database.to_owned(),
+            root,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            let ready = client.get(format!("{root}/fhir/metadata")).send().await;
+            let ready = client
+                .get(format!("{}/fhir/metadata", self.root))
+                .send()
+                .await;
             if ready.is_ok_and(|response| response.status().is_success()) {
-                return Self { child, dir, root };
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("sekmet did not start on port {port}");
+        panic!("sekmet did not start on port {}", self.port);
+    }
+
+    /// Starts it again after [`stop`](Self::stop), on the same port and data.
+    pub async fn restart(&mut self) {
+        self.child = spawn(self.dir.path(), self.port, &self.database);
+        self.wait_ready().await;
     }
 
     /// The FHIR base URL.
@@ -126,7 +166,10 @@ impl Sekmet {
     /// Loads a transaction Bundle, as the EHR's own staff would enter records; the
     /// transaction-response Bundle.
     pub async fn load(&self, bundle: &serde_json::Value) -> serde_json::Value {
-        let client = reqwest::Client::new();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(600))
+            .build()
+            .unwrap();
         let token: serde_json::Value = client
             .post(self.token_url())
             .basic_auth(LOADER, Some(LOADER_SECRET))

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use portico_platform::principal::Principal;
+use portico_platform::records::ReleasePolicy;
 use portico_platform::secret::Secret;
 use portico_tenants::{Connector, ConnectorAuth, SigningAlgorithm, Tenant, Vendor};
 use url::Url;
@@ -73,6 +74,11 @@ pub(super) struct SetArgs {
     /// The secret the EHR's notifications must carry [default: a new one, printed once].
     #[arg(long, value_name = "FILE")]
     notification_secret_file: Option<PathBuf>,
+    /// What is shown besides final results and notes, which are always shown at once:
+    /// final-at-once (nothing else) or final-and-preliminary (preliminary ones too,
+    /// labelled). Holding final results for review is information blocking and refused.
+    #[arg(long, default_value = "final-at-once", value_name = "POLICY")]
+    release: String,
 }
 
 pub(super) async fn run(command: ConnectorCommand, services: Services) -> anyhow::Result<()> {
@@ -127,6 +133,7 @@ async fn set(args: SetArgs, services: &Services) -> anyhow::Result<()> {
             (Secret::new(hex), true)
         }
     };
+    let release: ReleasePolicy = args.release.parse().context("--release")?;
     let connector = Connector {
         vendor,
         base_url,
@@ -136,6 +143,7 @@ async fn set(args: SetArgs, services: &Services) -> anyhow::Result<()> {
         practice_id: args.practice_id.clone(),
         poll_interval_secs: args.poll_interval_secs,
         notification_secret,
+        release,
     };
     let tenant = clinic(services, &args.tenant).await?;
     services
@@ -183,6 +191,7 @@ fn show(tenant: &Tenant, connector: &Connector) {
         println!("practice id:   {practice}");
     }
     println!("poll interval: {} s", connector.poll_interval_secs);
+    println!("release:       {}", connector.release);
     println!("secrets:       ***");
 }
 

@@ -21,6 +21,7 @@ mod account;
 mod audit;
 mod connector;
 mod patient;
+mod sandbox;
 
 use portico_platform::audit::Actor;
 use portico_platform::crypto::phi::Phi;
@@ -30,7 +31,7 @@ use portico_platform::identity::registry::{Demographics, NewPatient};
 use portico_platform::identity::role::Role;
 
 use crate::config::{Config, DatabaseProvider, Mode, Sources};
-use crate::http::{self, AppState, EdgeSettings};
+use crate::http::{self, AppState, EdgeSettings, EhrEdge};
 use crate::services::Services;
 use crate::{database, logging};
 
@@ -316,6 +317,11 @@ async fn demo(config: Config) -> anyhow::Result<()> {
         Ok(_) | Err(TenantError::SlugTaken(_)) => {}
         Err(err) => return Err(err).context("cannot create the demo clinic"),
     }
+    let clinic = services
+        .tenants
+        .get(&Principal::System, &"sunrise".parse()?)
+        .await?;
+    sandbox::connect_demo_clinic(&config, &services, &clinic).await?;
     demo_patient(&config, &services).await?;
 
     serve(config, Some(Banner::Demo)).await
@@ -362,6 +368,9 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
         )
         .await
         .context("cannot register the second demo patient")?;
+    // Their records are the sandbox EHR's first two charts.
+    sandbox::link_demo_patient(services, &tenant, patient, 0).await?;
+    sandbox::link_demo_patient(services, &tenant, newcomer, 1).await?;
     let activation = services
         .identity
         .issue_activation_code(&Principal::Operator, tenant.id, newcomer)
@@ -492,6 +501,7 @@ enum Banner {
 }
 
 async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
+    let services = services(&config).await?;
     let Services {
         db,
         tenants,
@@ -501,7 +511,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         clock,
         entropy,
         ..
-    } = services(&config).await?;
+    } = services.clone();
     let checkpoints = tokio::spawn(
         crate::audit::schedule::Schedule::every(std::time::Duration::from_secs(
             config.audit.checkpoint_interval_secs,
@@ -521,8 +531,14 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         max_aliases: config.graphql.max_aliases,
     };
     let development = config.mode == Mode::Development;
-    let schema =
-        portico_graphql::build_schema(tenants, audit, identity.clone(), limits, development);
+    let schema = portico_graphql::build_schema(
+        tenants,
+        audit,
+        identity.clone(),
+        services.records.clone(),
+        limits,
+        development,
+    );
     let settings = EdgeSettings {
         body_limit_bytes: config.http.body_limit_bytes,
         request_timeout: std::time::Duration::from_secs(config.http.request_timeout_secs),
@@ -533,18 +549,38 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
         clock,
         entropy,
     };
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let address = listener.local_addr()?;
+    // The sandbox EHR runs only in development (the demo included), never in production.
+    let sandbox = match development {
+        true => Some(sandbox::start(&config, &services, address).await?),
+        false => None,
+    };
     let state = AppState {
         db,
         resolver,
         schema,
         identity,
         settings: Arc::new(settings),
+        ehr: Some(EhrEdge {
+            connections: services.connections.clone(),
+            engine: services.sync.clone(),
+            waker: services.sync_waker.clone(),
+            sandbox: sandbox.clone(),
+        }),
     };
-
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    let address = listener.local_addr()?;
+    let (stop_worker, worker_stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(crate::ehr::worker::run(
+        services.tenants.clone(),
+        services.sync.clone(),
+        services.connections.clone(),
+        services.sync_waker.clone(),
+        async move {
+            worker_stopped.await.ok();
+        },
+    ));
     tracing::info!(http.address = %address, mode = ?config.mode, "listening");
     if let Some(Banner::Demo) = banner {
         print_demo_banner(address, &config.http.base_domain);
@@ -555,6 +591,8 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
 
     let grace = std::time::Duration::from_secs(config.http.shutdown_grace_secs);
     http::serve(listener, http::app(state), http::shutdown_signal(), grace).await?;
+    stop_worker.send(()).ok();
+    worker.await.ok();
     checkpoints.abort();
     tracing::info!("stopped");
 

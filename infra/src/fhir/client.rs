@@ -450,6 +450,31 @@ impl FhirClient {
         self.search_all(resource_type, &params).await
     }
 
+    /// One resource (`GET [base]/[type]/[id]`); `None` when the server says it is gone
+    /// (404 or 410).
+    pub async fn read(
+        &self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<serde_json::Value>, FhirError> {
+        if !portico_platform::records::classify::is_fhir_id(id)
+            || !resource_type.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(FhirError::NotFhir("not a FHIR type and id"));
+        }
+        let base = self.connector.base_url.as_str().trim_end_matches('/');
+        let url = url::Url::parse(&format!("{base}/{resource_type}/{id}"))
+            .map_err(|_| FhirError::NotFhir("the read cannot be made into a URL"))?;
+        match self.get(url).await {
+            Ok(resource) if resource["resourceType"] == resource_type => Ok(Some(resource)),
+            Ok(_) => Err(FhirError::NotFhir(
+                "a read answered with another resource type",
+            )),
+            Err(FhirError::Status(404 | 410)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     fn search_url(
         &self,
         resource_type: &str,

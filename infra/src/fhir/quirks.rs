@@ -114,6 +114,7 @@ mod tests {
             practice_id: practice.map(str::to_owned),
             poll_interval_secs: 300,
             notification_secret: Secret::new("n".repeat(40)),
+            release: portico_platform::records::ReleasePolicy::FinalAtOnce,
         }
     }
 

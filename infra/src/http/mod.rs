@@ -43,6 +43,21 @@ pub struct AppState {
     pub identity: LocalIdentity,
     /// Edge settings.
     pub settings: Arc<EdgeSettings>,
+    /// The EHR side: notifications in, and the sandbox EHR where it runs.
+    pub ehr: Option<EhrEdge>,
+}
+
+/// What the EHR endpoints use.
+#[derive(Debug, Clone)]
+pub struct EhrEdge {
+    /// Each clinic's connection (for its notification secret).
+    pub connections: crate::ehr::Connections,
+    /// The sync engine notifications queue work in.
+    pub engine: portico_platform::records::SyncEngine,
+    /// Wakes this node's sync worker.
+    pub waker: crate::ehr::worker::Waker,
+    /// The sandbox EHR, in demo and development only.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -86,9 +101,18 @@ pub fn app(state: AppState) -> Router {
                 .post(graphql::graphql)
                 .fallback(error::method_not_allowed),
         )
+        .route(
+            "/ehr/notifications",
+            axum::routing::post(crate::ehr::notify::receive).fallback(error::method_not_allowed),
+        )
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn(layers::record_route))
         .with_state(state.clone());
+
+    let routes = match state.ehr.as_ref().and_then(|ehr| ehr.sandbox.clone()) {
+        Some(sandbox) => routes.nest_service("/sandbox", crate::sandbox::routes(sandbox)),
+        None => routes,
+    };
 
     // Tenant resolution wraps the router, not the routes, so that rewriting `/t/<slug>/…`
     // happens before routing.

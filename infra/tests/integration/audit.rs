@@ -756,6 +756,11 @@ async fn graphql_as(f: &Fixture, principal: Principal, query: &str) -> serde_jso
         f.platform.tenants.clone(),
         f.trail.clone(),
         f.platform.identity(),
+        f.platform
+            .records(Arc::new(crate::fixture::FixedConnections {
+                client: None,
+                policy: portico_platform::records::ReleasePolicy::FinalAtOnce,
+            })),
         portico_graphql::Limits {
             max_depth: 10,
             max_complexity: 500,

@@ -115,6 +115,7 @@ async fn fixture(policy: RetryPolicy) -> Fixture {
         practice_id: None,
         poll_interval_secs: 300,
         notification_secret: Secret::new("n".repeat(40)),
+        release: portico_platform::records::ReleasePolicy::FinalAtOnce,
     };
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap());
     let client = FhirClient::new(
@@ -277,6 +278,7 @@ async fn a_search_pages_through_a_real_fhir_server() {
         practice_id: None,
         poll_interval_secs: 300,
         notification_secret: Secret::new("n".repeat(40)),
+        release: portico_platform::records::ReleasePolicy::FinalAtOnce,
     };
     let client = FhirClient::new(
         connector,
@@ -356,6 +358,7 @@ async fn a_patients_resources_come_whole_then_only_what_changed_since() {
         practice_id: None,
         poll_interval_secs: 300,
         notification_secret: Secret::new("n".repeat(40)),
+        release: portico_platform::records::ReleasePolicy::FinalAtOnce,
     };
     let client = FhirClient::new(
         connector,

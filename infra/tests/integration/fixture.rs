@@ -153,6 +153,46 @@ impl Platform {
         )
     }
 
+    /// The record store on this platform.
+    pub fn record_store(&self) -> portico_platform::records::RecordStore {
+        let clock: Arc<dyn portico_platform::clock::Clock> = Arc::new(self.clock.clone());
+        portico_platform::records::RecordStore::new(
+            self.db.clone(),
+            self.vault.clone(),
+            portico_platform::audit::AuditTrail::new(self.db.clone(), clock.clone()),
+            clock,
+            Arc::new(SeededEntropy::new(31)),
+        )
+    }
+
+    /// The sync engine on this platform (jobs leased for a minute).
+    pub fn sync_engine(&self) -> portico_platform::records::SyncEngine {
+        portico_platform::records::SyncEngine::new(
+            self.db.clone(),
+            self.record_store(),
+            Arc::new(self.clock.clone()),
+            Arc::new(SeededEntropy::new(37)),
+            chrono::Duration::minutes(1),
+        )
+    }
+
+    /// The record service on this platform, every clinic releasing by `policy` through
+    /// `client`.
+    pub fn records(
+        &self,
+        connections: Arc<dyn portico_platform::records::EhrConnections>,
+    ) -> portico_platform::records::Records {
+        let clock: Arc<dyn portico_platform::clock::Clock> = Arc::new(self.clock.clone());
+        portico_platform::records::Records::new(
+            self.db.clone(),
+            self.vault.clone(),
+            portico_platform::audit::AuditTrail::new(self.db.clone(), clock.clone()),
+            connections,
+            clock,
+            Arc::new(SeededEntropy::new(41)),
+        )
+    }
+
     /// Creates a tenant as an operator would.
     pub async fn tenant(&self, slug: &str) -> Tenant {
         let new = NewTenant {
@@ -175,6 +215,40 @@ impl Platform {
             Arc::new(self.clock.clone()),
             Arc::new(SeededEntropy::new(3)),
         )
+    }
+}
+
+/// A fixed connection for every clinic: `client` (if any), released by `policy`.
+#[derive(Debug, Clone)]
+pub struct FixedConnections {
+    pub client: Option<Arc<dyn portico_platform::records::EhrClient>>,
+    pub policy: portico_platform::records::ReleasePolicy,
+}
+
+#[async_trait::async_trait]
+impl portico_platform::records::EhrConnections for FixedConnections {
+    async fn connect(
+        &self,
+        _tenant: portico_platform::ids::TenantId,
+    ) -> Result<
+        Option<portico_platform::records::sync::Connection>,
+        portico_platform::records::EhrError,
+    > {
+        Ok(self
+            .client
+            .clone()
+            .map(|client| portico_platform::records::sync::Connection {
+                client,
+                policy: self.policy,
+                poll_interval: std::time::Duration::from_secs(60),
+            }))
+    }
+
+    async fn release_policy(
+        &self,
+        _tenant: portico_platform::ids::TenantId,
+    ) -> portico_platform::records::ReleasePolicy {
+        self.policy
     }
 }
 

@@ -20,6 +20,8 @@ mod fixture;
 mod identity;
 mod isolation;
 mod passkey;
+mod records;
 mod resolution;
 mod staff;
+mod sync;
 mod vault;
