@@ -461,8 +461,9 @@ impl RecordsQuery {
     /// finalized→visible latency. Clinic admins only.
     async fn record_sync(&self, ctx: &Context<'_>) -> Result<RecordSyncState> {
         let principal = signed_in(ctx)?;
+        let tenant = request_context(ctx)?.tenant.id;
         let overview = records(ctx)?
-            .sync_overview(principal)
+            .sync_overview(principal, tenant)
             .await
             .map_err(from_records)?;
         Ok(RecordSyncState {

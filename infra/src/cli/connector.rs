@@ -31,6 +31,14 @@ pub(super) enum ConnectorCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Connect a clinic to the sandbox EHR inside Portico (development mode only): a new
+    /// Backend Services key and notification secret. A running server picks it up within
+    /// seconds.
+    Sandbox {
+        /// The clinic (slug).
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -81,8 +89,37 @@ pub(super) struct SetArgs {
     release: String,
 }
 
-pub(super) async fn run(command: ConnectorCommand, services: Services) -> anyhow::Result<()> {
+pub(super) async fn run(
+    command: ConnectorCommand,
+    config: &crate::config::Config,
+    services: Services,
+) -> anyhow::Result<()> {
     match command {
+        ConnectorCommand::Sandbox { tenant } => {
+            if config.mode != crate::config::Mode::Development {
+                bail!(
+                    "the sandbox EHR runs only in development mode (PORTICO_MODE=development); \
+                     connect a real EHR with `portico connector set`"
+                );
+            }
+            let tenant = clinic(&services, &tenant).await?;
+            let secret = super::sandbox::connect(config, &services, &tenant).await?;
+            println!(
+                "connected {} to the sandbox EHR at {}",
+                tenant.slug,
+                stored(&services, &tenant).await?.base_url
+            );
+            println!(
+                "notification secret (shown once; the sandbox sends it with each notification): {}",
+                secret.expose()
+            );
+            println!(
+                "link a patient to a sandbox chart with: portico records link --tenant {} \
+                 --patient <ID> --ehr-patient sbx-p0000",
+                tenant.slug
+            );
+            Ok(())
+        }
         ConnectorCommand::Set(args) => set(*args, &services).await,
         ConnectorCommand::Show { tenant } => {
             let tenant = clinic(&services, &tenant).await?;

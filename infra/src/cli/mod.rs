@@ -21,6 +21,7 @@ mod account;
 mod audit;
 mod connector;
 mod patient;
+mod records;
 mod sandbox;
 
 use portico_platform::audit::Actor;
@@ -75,6 +76,9 @@ enum Command {
     /// The clinic's patient registry and activation codes.
     #[command(subcommand)]
     Patient(patient::PatientCommand),
+    /// Patients' records from the EHR: link a patient, watch the sync.
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
     /// Show the messages the embedded notifier kept (instead of sending SMS and e-mail).
     Outbox(patient::OutboxArgs),
     /// Inspect the configuration.
@@ -275,7 +279,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             account::create(args, services(&config).await?).await
         }
         Command::Patient(command) => patient::run(command, services(&config).await?).await,
-        Command::Connector(command) => connector::run(command, services(&config).await?).await,
+        Command::Connector(command) => {
+            connector::run(command, &config, services(&config).await?).await
+        }
+        Command::Records(command) => records::run(command, services(&config).await?).await,
         Command::Outbox(args) => {
             // The outbox holds contact details and codes: a development stand-in for SMS and
             // e-mail, never something an operator reads in production.

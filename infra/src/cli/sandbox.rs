@@ -15,9 +15,6 @@ use crate::config::Config;
 use crate::sandbox::{self, Sandbox};
 use crate::services::Services;
 
-/// The demo clinic's client id at the sandbox EHR.
-const DEMO_CLIENT_ID: &str = "portico-sunrise";
-
 /// The sandbox's FHIR base and token URLs on this server.
 fn urls(address: SocketAddr) -> anyhow::Result<(Url, Url)> {
     let origin = format!("http://127.0.0.1:{}", address.port());
@@ -27,9 +24,13 @@ fn urls(address: SocketAddr) -> anyhow::Result<(Url, Url)> {
     ))
 }
 
+/// How often the sandbox picks up clinics newly connected to it (by `portico connector
+/// sandbox` in another process, say).
+const REGISTER_EVERY: Duration = Duration::from_secs(5);
+
 /// Starts the sandbox: every active clinic whose connector names it is registered as a
-/// client and subscribed to its notifications (its URLs moved to this server's port if
-/// the port changed), and the finalizing task is started.
+/// client and subscribed to its notifications (its URLs moved to this server's port if the
+/// port changed), now and every few seconds; and the finalizing task is started.
 pub(super) async fn start(
     config: &Config,
     services: &Services,
@@ -40,6 +41,35 @@ pub(super) async fn start(
         services.clock.clone(),
         services.entropy.clone(),
     );
+    register_clinics(&sandbox, services, address).await?;
+    let (registering, every) = (sandbox.clone(), services.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REGISTER_EVERY).await;
+            if let Err(err) = register_clinics(&registering, &every, address).await {
+                tracing::warn!(error = %err, "the sandbox EHR could not register clinics");
+            }
+        }
+    });
+    if config.sandbox.finalize_every_secs > 0 {
+        tokio::spawn(
+            sandbox
+                .clone()
+                .run(Duration::from_secs(config.sandbox.finalize_every_secs)),
+        );
+    }
+    tracing::info!(
+        sandbox.patients = config.sandbox.patients,
+        "sandbox EHR at /sandbox/fhir"
+    );
+    Ok(sandbox)
+}
+
+async fn register_clinics(
+    sandbox: &Sandbox,
+    services: &Services,
+    address: SocketAddr,
+) -> anyhow::Result<()> {
     let (base_url, token_url) = urls(address)?;
     for tenant in services.tenants.list(&Principal::System).await? {
         if tenant.status != TenantStatus::Active {
@@ -81,22 +111,10 @@ pub(super) async fn start(
         ))?;
         sandbox.subscribe(endpoint, connector.notification_secret.clone());
     }
-    if config.sandbox.finalize_every_secs > 0 {
-        tokio::spawn(
-            sandbox
-                .clone()
-                .run(Duration::from_secs(config.sandbox.finalize_every_secs)),
-        );
-    }
-    tracing::info!(
-        sandbox.patients = config.sandbox.patients,
-        "sandbox EHR at /sandbox/fhir"
-    );
-    Ok(sandbox)
+    Ok(())
 }
 
-/// Connects the demo clinic to the sandbox EHR, once: a Backend Services client with a new
-/// ES384 key, and a new notification secret.
+/// Connects the demo clinic to the sandbox EHR, once.
 pub(super) async fn connect_demo_clinic(
     config: &Config,
     services: &Services,
@@ -106,35 +124,46 @@ pub(super) async fn connect_demo_clinic(
         .tenants
         .connector(&Principal::System, tenant.id)
         .await?
-        .is_some()
+        .is_none()
     {
-        return Ok(());
+        connect(config, services, tenant).await?;
     }
+    Ok(())
+}
+
+/// Connects a clinic to the sandbox EHR (replacing any connector it had): a Backend
+/// Services client with a new ES384 key, and a new notification secret, which is returned.
+pub(super) async fn connect(
+    config: &Config,
+    services: &Services,
+    tenant: &Tenant,
+) -> anyhow::Result<Secret<String>> {
     let (base_url, token_url) = urls(config.http.listen)?;
     let mut secret = zeroize::Zeroizing::new([0u8; 32]);
     services.entropy.fill(secret.as_mut());
+    let notification_secret = Secret::new(secret.iter().map(|b| format!("{b:02x}")).collect());
     let connector = Connector {
         vendor: Vendor::Sandbox,
         base_url,
         token_url,
         scopes: "system/*.read".to_owned(),
         auth: ConnectorAuth::BackendServices {
-            client_id: DEMO_CLIENT_ID.to_owned(),
+            client_id: format!("portico-{}", tenant.slug),
             private_key: sandbox::generate_client_key()?,
             algorithm: SigningAlgorithm::ES384,
             key_id: None,
         },
         practice_id: None,
         poll_interval_secs: 60,
-        notification_secret: Secret::new(secret.iter().map(|b| format!("{b:02x}")).collect()),
+        notification_secret: notification_secret.clone(),
         release: ReleasePolicy::FinalAtOnce,
     };
     services
         .tenants
         .set_connector(&Principal::Operator, tenant.id, &connector)
         .await
-        .context("cannot connect the demo clinic to the sandbox EHR")?;
-    Ok(())
+        .context("cannot connect the clinic to the sandbox EHR")?;
+    Ok(notification_secret)
 }
 
 /// Links a demo patient to their sandbox chart (which queues the backfill).

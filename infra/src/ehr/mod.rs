@@ -24,7 +24,7 @@ use crate::fhir::client::FhirClient;
 
 /// How long a clinic's connection is reused before its settings are read again, so a
 /// changed connector takes effect within this time on every node.
-const REFRESH: chrono::Duration = chrono::Duration::seconds(30);
+const REFRESH: chrono::Duration = chrono::Duration::seconds(5);
 /// The timeout of one request to an EHR.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -210,7 +210,7 @@ async fn a_malformed_resource_is_recorded_and_the_rest_are_stored() {
     assert_eq!(f.visible(ReleasePolicy::FinalAtOnce).await.len(), 1);
     let overview = f
         .records(ReleasePolicy::FinalAtOnce)
-        .sync_overview(&f.staff(Role::TenantAdmin))
+        .sync_overview(&f.staff(Role::TenantAdmin), f.clinic.id)
         .await
         .unwrap();
     assert_eq!(overview.errors, 4);

@@ -516,7 +516,7 @@ async fn a_job_is_claimed_by_one_node_only_retried_with_backoff_and_given_up_in_
         client: None,
         policy: ReleasePolicy::FinalAtOnce,
     }));
-    let overview = records.sync_overview(&admin).await.unwrap();
+    let overview = records.sync_overview(&admin, s.clinic.id).await.unwrap();
     assert_eq!(overview.failed, 1);
     let backfill = overview.patients[0].backfill.as_ref().unwrap();
     assert_eq!(backfill.state, "failed");

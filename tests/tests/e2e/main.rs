@@ -19,6 +19,7 @@ mod identity;
 mod keys;
 mod logging;
 mod passkey;
+mod records;
 mod shutdown;
 mod staff;
 mod tenancy;
