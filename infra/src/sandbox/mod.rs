@@ -43,6 +43,15 @@ const TOKEN_SECS: i64 = 300;
 /// The most entries one search page holds.
 const MAX_COUNT: usize = 200;
 
+/// What one [`Sandbox::step`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Step {
+    /// A pending result was finalized (otherwise a new one was ordered, preliminary).
+    pub finalized: bool,
+    /// The resource, `Type/id`.
+    pub focus: String,
+}
+
 /// Where a subscriber wants notifications, and the secret they must carry.
 #[derive(Debug, Clone)]
 struct Subscriber {
@@ -148,9 +157,11 @@ impl Sandbox {
     }
 
     /// Finalizes the next pending result of the first patient (or orders a new one when
-    /// none is left) and notifies the subscribers. Returns the resource's `Type/id`.
-    pub async fn step(&self) -> Option<String> {
+    /// none is left) and notifies the subscribers. Returns what it did and the resource's
+    /// `Type/id`.
+    pub async fn step(&self) -> Option<Step> {
         let now = self.clock.now();
+        let mut finalized = false;
         let (focus, resource, patient) = {
             let mut state = self.lock();
             let first = patient_id(0);
@@ -168,6 +179,7 @@ impl Sandbox {
                     let key = key.clone();
                     let resource = state.resources.get_mut(&key)?;
                     data::finalize(resource, now);
+                    finalized = true;
                     (key, resource.clone(), patient_of(resource))
                 }
                 None => {
@@ -182,7 +194,7 @@ impl Sandbox {
             }
         };
         self.notify(&focus, &resource, patient.as_deref()).await;
-        Some(focus)
+        Some(Step { finalized, focus })
     }
 
     /// Runs [`step`](Self::step) every `every` until the task is dropped.
@@ -257,6 +269,7 @@ pub fn routes(sandbox: Sandbox) -> Router {
     Router::new()
         .route("/auth/token", post(token))
         .route("/fhir/metadata", get(metadata))
+        .route("/fhir/$step", post(step))
         .route("/fhir/{resource_type}", get(search))
         .route("/fhir/{resource_type}/{id}", get(read))
         .with_state(sandbox)
@@ -330,6 +343,16 @@ async fn token(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) 
         "scope": form.get("scope").cloned().unwrap_or_else(|| "system/*.read".to_owned()),
     }))
     .into_response()
+}
+
+/// `POST /sandbox/fhir/$step`: the sandbox's own control operation (it has no
+/// counterpart in a real EHR): finalize the next pending result now, or order a new one,
+/// and notify, as the timer does. For tests and benchmarks that need it on cue.
+async fn step(State(sandbox): State<Sandbox>) -> Response {
+    match sandbox.step().await {
+        Some(step) => axum::Json(step).into_response(),
+        None => outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "nothing to do"),
+    }
 }
 
 async fn metadata(headers: HeaderMap) -> Response {
