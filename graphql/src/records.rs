@@ -157,6 +157,8 @@ pub struct RecordItem {
     finalized_at: Option<String>,
     /// When it was released to you, RFC 3339.
     released_at: Option<String>,
+    /// When you first opened it (before now), RFC 3339; null until then.
+    first_viewed_at: Option<String>,
     /// The whole FHIR R4 resource, as the clinic's EHR sent it.
     resource: Json<Value>,
 }
@@ -603,6 +605,7 @@ fn item(found: service::Item) -> RecordItem {
         effective_at: found.effective_at.map(time),
         finalized_at: found.finalized_at.map(time),
         released_at: found.released_at.map(time),
+        first_viewed_at: found.first_viewed_at.map(time),
         resource: Json(found.resource),
     }
 }

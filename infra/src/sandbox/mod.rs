@@ -351,7 +351,11 @@ async fn token(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) 
 async fn step(State(sandbox): State<Sandbox>) -> Response {
     match sandbox.step().await {
         Some(step) => axum::Json(step).into_response(),
-        None => outcome(StatusCode::INTERNAL_SERVER_ERROR, "exception", "nothing to do"),
+        None => outcome(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            "nothing to do",
+        ),
     }
 }
 

@@ -289,10 +289,21 @@ async fn reads_are_audited_and_only_the_patient_reads_their_record() {
     f.store(&[lab("o1", "final", "1", "2026-11-02T09:00:00Z")])
         .await;
     let records = f.records(ReleasePolicy::FinalAtOnce);
-    records
+    let first = records
         .list(&f.me(), &Filter::default(), 10, None)
         .await
         .unwrap();
+    assert_eq!(first.items[0].first_viewed_at, None);
+    f.platform.clock.advance(Duration::minutes(5));
+    let again = records
+        .list(&f.me(), &Filter::default(), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.items[0].first_viewed_at,
+        Some(f.platform.clock.now() - Duration::minutes(5)),
+        "the first view is kept, not moved"
+    );
     let trail = AuditTrail::new(f.platform.db.clone(), Arc::new(f.platform.clock.clone()));
     let log = trail.access_log(&f.me(), 50, None).await.unwrap();
     assert!(

@@ -67,6 +67,8 @@ pub struct Item {
     pub finalized_at: Option<DateTime<Utc>>,
     /// When Portico released it to the patient.
     pub released_at: Option<DateTime<Utc>>,
+    /// When the patient first opened it (before this read); `None` until then.
+    pub first_viewed_at: Option<DateTime<Utc>>,
     /// The FHIR resource, whole, as the EHR sent it.
     pub resource: Value,
 }
@@ -696,6 +698,7 @@ impl Records {
                 effective_at: row.effective_at,
                 finalized_at: row.finalized_at,
                 released_at: row.released_at,
+                first_viewed_at: row.first_viewed_at,
                 resource,
             });
         }
