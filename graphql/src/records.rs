@@ -10,7 +10,7 @@ use portico_platform::principal::Principal;
 use portico_platform::records::classify::{parse_datetime, title};
 use portico_platform::records::service::{self, Filter};
 use portico_platform::records::sync::{JobKind, JobStatus};
-use portico_platform::records::{Category, Exception, RecordError, Records};
+use portico_platform::records::{Category, RecordError, Records};
 use serde_json::Value;
 
 use crate::error::{self, ErrorCode};
@@ -88,6 +88,7 @@ fn category_of(category: Category) -> RecordCategory {
 /// The eight information-blocking exceptions (45 CFR 171): the only grounds on which one
 /// item may be withheld from its patient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[graphql(remote = "portico_platform::records::Exception")]
 pub enum InformationBlockingException {
     /// 171.201: a licensed professional judged that access would likely endanger life or
     /// physical safety.
@@ -106,34 +107,6 @@ pub enum InformationBlockingException {
     Fees,
     /// 171.303: licensing.
     Licensing,
-}
-
-impl From<InformationBlockingException> for Exception {
-    fn from(exception: InformationBlockingException) -> Self {
-        match exception {
-            InformationBlockingException::PreventingHarm => Self::PreventingHarm,
-            InformationBlockingException::Privacy => Self::Privacy,
-            InformationBlockingException::Security => Self::Security,
-            InformationBlockingException::Infeasibility => Self::Infeasibility,
-            InformationBlockingException::HealthItPerformance => Self::HealthItPerformance,
-            InformationBlockingException::ContentAndManner => Self::ContentAndManner,
-            InformationBlockingException::Fees => Self::Fees,
-            InformationBlockingException::Licensing => Self::Licensing,
-        }
-    }
-}
-
-fn exception_of(exception: Exception) -> InformationBlockingException {
-    match exception {
-        Exception::PreventingHarm => InformationBlockingException::PreventingHarm,
-        Exception::Privacy => InformationBlockingException::Privacy,
-        Exception::Security => InformationBlockingException::Security,
-        Exception::Infeasibility => InformationBlockingException::Infeasibility,
-        Exception::HealthItPerformance => InformationBlockingException::HealthItPerformance,
-        Exception::ContentAndManner => InformationBlockingException::ContentAndManner,
-        Exception::Fees => InformationBlockingException::Fees,
-        Exception::Licensing => InformationBlockingException::Licensing,
-    }
 }
 
 /// One item of your record.
@@ -648,7 +621,7 @@ fn withholding(found: service::Withholding) -> WithholdingInfo {
         id: found.id.to_string(),
         record_id: found.record.to_string(),
         patient_id: found.patient.to_string(),
-        exception: exception_of(found.exception),
+        exception: found.exception.into(),
         citation: found.exception.citation().to_owned(),
         reason: found.reason,
         until: time(found.until),

@@ -864,18 +864,17 @@ fn cursor_of(row: &health_records::Model) -> String {
 }
 
 fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid), RecordError> {
-    let invalid = RecordError::Invalid("the page cursor is not one this API gave");
     let (micros, id) = cursor.split_once('.').ok_or(RecordError::Invalid(
         "the page cursor is not one this API gave",
     ))?;
-    let micros: i64 = micros
-        .parse()
-        .map_err(|_| RecordError::Invalid("the page cursor is not one this API gave"))?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or(RecordError::Invalid(
-        "the page cursor is not one this API gave",
-    ))?;
-    let id = uuid::Uuid::parse_str(id).map_err(|_| invalid)?;
-    Ok((at, id))
+    micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .zip(uuid::Uuid::parse_str(id).ok())
+        .ok_or(RecordError::Invalid(
+            "the page cursor is not one this API gave",
+        ))
 }
 
 /// The `Binary` ids a note's attachments point at.
