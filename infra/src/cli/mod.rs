@@ -409,7 +409,7 @@ async fn demo_patient(config: &Config, services: &Services) -> anyhow::Result<()
          \x20 curl -s -c jar -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
          \x20      -d '{{\"query\":\"mutation {{ verifyTotp(code: \\\"123456\\\") {{ csrfToken }} }}\"}}'\n\
          \x20 curl -s -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
-         \x20      -H 'x-csrf-token: <csrfToken from the last answer>' -d '{{\"query\":\"{{ me {{ kind patientId clinic }} }}\"}}'\n\
+         \x20      -H 'x-csrf-token: <csrfToken from the last answer>' -d '{{\"query\":\"{{ me {{ kind patientId clinic }} }}\"}}'\n\n\
          Her record comes from the sandbox EHR (a new result every 20 seconds):\n\
          \x20 curl -s -b jar http://localhost:8080/t/sunrise/graphql -H 'content-type: application/json' \\\n\
          \x20      -H 'x-csrf-token: <csrfToken>' -d '{{\"query\":\"{{ labResults(first: 5) {{ results {{ name value unit flag item {{ releasedAt }} }} }} }}\"}}'\n",

@@ -438,7 +438,7 @@ impl FhirClient {
     }
 
     /// One patient's resources of one type changed after `since` (all when `None`), every
-    /// page, as the vendor wants the search put.
+    /// page, as the vendor wants the search put (split by category where it must be).
     pub async fn patient_resources(
         &self,
         resource_type: &str,
@@ -447,7 +447,17 @@ impl FhirClient {
     ) -> Result<Vec<serde_json::Value>, FhirError> {
         let params = super::quirks::patient_search(&self.connector, resource_type, patient, since);
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.search_all(resource_type, &params).await
+        let categories = super::quirks::categories(self.connector.vendor, resource_type);
+        if categories.is_empty() {
+            return self.search_all(resource_type, &params).await;
+        }
+        let mut resources = Vec::new();
+        for category in categories {
+            let mut with_category = params.clone();
+            with_category.push(("category", category));
+            resources.extend(self.search_all(resource_type, &with_category).await?);
+        }
+        Ok(resources)
     }
 
     /// One resource (`GET [base]/[type]/[id]`); `None` when the server says it is gone

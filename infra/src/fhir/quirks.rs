@@ -71,6 +71,26 @@ pub fn patient_search(
     params
 }
 
+/// The `category` values a vendor wants a search of `resource_type` split into (each one a
+/// search of its own), or none when one search returns every category.
+///
+/// Epic's Observation search refuses a request without a category (or code), and Oracle
+/// Health's returns only some categories without one; both are asked once per category.
+pub fn categories(vendor: Vendor, resource_type: &str) -> &'static [&'static str] {
+    match (vendor, resource_type) {
+        (Vendor::Epic | Vendor::OracleHealth, "Observation") => &[
+            "laboratory",
+            "vital-signs",
+            "social-history",
+            "exam",
+            "survey",
+            "imaging",
+            "procedure",
+        ],
+        _ => &[],
+    }
+}
+
 /// Spaces requests so that no more than a rate are made: each reservation returns how long
 /// to wait before sending.
 #[derive(Debug)]
@@ -145,6 +165,17 @@ mod tests {
         );
         assert_eq!(athena[0], ("_id", "a-1.E-14914".to_owned()));
         assert!(athena.contains(&("ah-practice", "Organization/a-1.Practice-195900".to_owned())));
+    }
+
+    #[test]
+    fn epic_and_oracle_observations_are_asked_for_by_category() {
+        for vendor in [Vendor::Epic, Vendor::OracleHealth] {
+            let split = categories(vendor, "Observation");
+            assert!(split.contains(&"laboratory") && split.contains(&"vital-signs"));
+            assert!(categories(vendor, "Condition").is_empty());
+        }
+        assert!(categories(Vendor::FhirR4, "Observation").is_empty());
+        assert!(categories(Vendor::Sandbox, "Observation").is_empty());
     }
 
     #[test]

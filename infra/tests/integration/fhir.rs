@@ -406,3 +406,65 @@ async fn a_patients_resources_come_whole_then_only_what_changed_since() {
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert_eq!(changed[0]["valueQuantity"]["value"], 99);
 }
+
+/// Epic's Observation search, as Epic answers it: 400 without a category.
+async fn epic_observations(
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(category) = query.get("category") else {
+        return (StatusCode::BAD_REQUEST, "{}").into_response();
+    };
+    assert_eq!(
+        query.get("patient").map(String::as_str),
+        Some("e63wRTbPfr1p8UW81d8Seiw3")
+    );
+    let entries: Vec<Value> = match category.as_str() {
+        "laboratory" => vec![json!({"resource": {"resourceType": "Observation", "id": "lab-1"}})],
+        "vital-signs" => vec![json!({"resource": {"resourceType": "Observation", "id": "vs-1"}})],
+        _ => vec![],
+    };
+    axum::Json(json!({"resourceType": "Bundle", "type": "searchset", "entry": entries}))
+        .into_response()
+}
+
+#[tokio::test]
+async fn epic_observations_are_asked_for_one_category_at_a_time() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    let script: Shared = Arc::default();
+    let app = Router::new()
+        .route("/token", post(token))
+        .route("/fhir/Observation", get(epic_observations))
+        .with_state(script);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let connector = Connector {
+        vendor: Vendor::Epic,
+        base_url: format!("{root}/fhir").parse().unwrap(),
+        token_url: format!("{root}/token").parse().unwrap(),
+        scopes: "system/*.read".to_owned(),
+        auth: ConnectorAuth::ClientSecret {
+            client_id: "portico".to_owned(),
+            client_secret: Secret::new("a-client-secret-of-length".to_owned()),
+        },
+        practice_id: None,
+        poll_interval_secs: 300,
+        notification_secret: Secret::new("n".repeat(40)),
+        release: portico_platform::records::ReleasePolicy::FinalAtOnce,
+    };
+    let client = FhirClient::new(
+        connector,
+        Duration::from_secs(5),
+        Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap(),
+        )),
+        Arc::new(SeededEntropy::new(8)),
+    )
+    .unwrap()
+    .with_policy(quick());
+
+    let found = client
+        .patient_resources("Observation", "e63wRTbPfr1p8UW81d8Seiw3", None)
+        .await
+        .unwrap();
+    assert_eq!(ids(&found), ["lab-1", "vs-1"]);
+}

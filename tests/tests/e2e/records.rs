@@ -115,33 +115,7 @@ async fn a_patient_sees_their_whole_record_from_the_ehr_and_a_new_result_within_
     );
 
     // Signed in as the patient.
-    let step = post(
-        &app,
-        HOST,
-        &format!("mutation {{ signIn(email: \"{EMAIL}\", password: \"{PASSWORD}\") {{ next }} }}"),
-        None,
-        None,
-    )
-    .await;
-    let pending = token(&step.set_cookie.unwrap());
-    let code = TotpSecret::from_base32(&totp)
-        .unwrap()
-        .code_at(SystemClock.now());
-    let verified = post(
-        &app,
-        HOST,
-        &format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
-        Some(&pending),
-        None,
-    )
-    .await;
-    let me = Signed {
-        cookie: token(&verified.set_cookie.unwrap()),
-        csrf: verified.body["data"]["verifyTotp"]["csrfToken"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    };
+    let me = sign_in(&app, EMAIL, &totp).await;
 
     let fresh = query(
         &app,
@@ -282,6 +256,145 @@ async fn a_patient_sees_their_whole_record_from_the_ehr_and_a_new_result_within_
     )
     .await;
     assert_eq!(refused.body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+
+    // The clinic's admin: the sync state, and withholding one item.
+    let (admin_totp, _) = create_account(
+        &app,
+        "sunrise",
+        "admin@example.org",
+        "tenant_admin",
+        PASSWORD,
+    )
+    .await;
+    let admin = sign_in(&app, "admin@example.org", &admin_totp).await;
+    let sync = query(&app, &admin, "{ recordSync { patients { patientId backfilledAt } queued failed errors latencyCount latencyP95Ms } }").await;
+    let state = &sync["recordSync"];
+    assert_eq!(state["patients"][0]["patientId"], patient.as_str());
+    assert!(state["patients"][0]["backfilledAt"].is_string());
+    assert_eq!(
+        (state["failed"].as_u64(), state["errors"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(state["latencyCount"].as_u64().unwrap() >= 1, "{state}");
+
+    let item = query(
+        &app,
+        &me,
+        "{ recordItems(category: IMAGING, first: 1) { items { id } } }",
+    )
+    .await["recordItems"]["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let withhold = |exception: &str, until: &str| {
+        format!(
+            "mutation {{ withholdRecord(input: {{ recordId: \"{item}\", {exception} \
+             reason: \"The radiologist asked to discuss this finding in person first.\", \
+             until: \"{until}\" }}) }}"
+        )
+    };
+    let next_month = (SystemClock.now() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    // Without an exception: not even a valid request.
+    let missing = post(
+        &app,
+        HOST,
+        &withhold("", &next_month),
+        Some(&admin.cookie),
+        Some(&admin.csrf),
+    )
+    .await;
+    assert!(
+        missing.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exception"),
+        "{}",
+        missing.body
+    );
+    let far = post(
+        &app,
+        HOST,
+        &withhold("exception: PREVENTING_HARM,", "2099-01-01"),
+        Some(&admin.cookie),
+        Some(&admin.csrf),
+    )
+    .await;
+    assert_eq!(
+        far.body["errors"][0]["extensions"]["code"], "VALIDATION_FAILED",
+        "at most a year"
+    );
+    // The patient cannot withhold.
+    let by_patient = post(
+        &app,
+        HOST,
+        &withhold("exception: PRIVACY,", &next_month),
+        Some(&me.cookie),
+        Some(&me.csrf),
+    )
+    .await;
+    assert_eq!(
+        by_patient.body["errors"][0]["extensions"]["code"],
+        "FORBIDDEN"
+    );
+
+    let held = query(
+        &app,
+        &admin,
+        &withhold("exception: PREVENTING_HARM,", &next_month),
+    )
+    .await;
+    let withholding = held["withholdRecord"].as_str().unwrap().to_owned();
+    let open_item = format!("{{ recordItem(id: \"{item}\") {{ item {{ id }} }} }}");
+    let hidden = post(&app, HOST, &open_item, Some(&me.cookie), Some(&me.csrf)).await;
+    assert_eq!(hidden.body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let listed = query(
+        &app,
+        &admin,
+        "{ withholdings { id exception citation reason releasedAt } }",
+    )
+    .await;
+    assert_eq!(listed["withholdings"][0]["exception"], "PREVENTING_HARM");
+    assert_eq!(listed["withholdings"][0]["citation"], "45 CFR 171.201");
+    query(
+        &app,
+        &admin,
+        &format!("mutation {{ releaseWithholding(id: \"{withholding}\") }}"),
+    )
+    .await;
+    query(&app, &me, &open_item).await;
+}
+
+/// Signs in with the password and a code from the authenticator.
+async fn sign_in(app: &TestApp, email: &str, totp: &str) -> Signed {
+    let step = post(
+        app,
+        HOST,
+        &format!("mutation {{ signIn(email: \"{email}\", password: \"{PASSWORD}\") {{ next }} }}"),
+        None,
+        None,
+    )
+    .await;
+    let pending = token(&step.set_cookie.unwrap());
+    let code = TotpSecret::from_base32(totp)
+        .unwrap()
+        .code_at(SystemClock.now());
+    let verified = post(
+        app,
+        HOST,
+        &format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
+        Some(&pending),
+        None,
+    )
+    .await;
+    Signed {
+        cookie: token(&verified.set_cookie.unwrap()),
+        csrf: verified.body["data"]["verifyTotp"]["csrfToken"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    }
 }
 
 #[tokio::test]
