@@ -93,6 +93,7 @@ pub(crate) fn from_tenant(err: TenantError) -> Error {
         | TenantError::SlugTaken(_)
         | TenantError::DomainTaken(_)
         | TenantError::InvalidConnector(_)
+        | TenantError::InvalidBranding(_)
         | TenantError::InvalidState(_) => ErrorCode::ValidationFailed.error(err.to_string()),
         TenantError::Database(_)
         | TenantError::Identity(_)

@@ -4,6 +4,7 @@
 //! tenant to a service and translate what comes back. [`error`] is the one place where
 //! domain errors become GraphQL errors with a stable `extensions.code`.
 
+mod branding;
 mod enrollment;
 pub mod error;
 mod limits;

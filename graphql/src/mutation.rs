@@ -27,6 +27,7 @@ pub struct Mutation(
     EnrollmentMutation,
     PasskeyMutation,
     crate::records::RecordsMutation,
+    crate::branding::BrandingMutation,
 );
 
 /// Signing in and out.

@@ -21,6 +21,7 @@ pub struct SessionQuery;
 
 /// The clinic whose portal the request came through.
 #[derive(Debug, SimpleObject)]
+#[graphql(complex)]
 pub struct TenantInfo {
     /// The clinic's short name, the first label of its portal's address.
     slug: String,
@@ -226,6 +227,14 @@ impl SessionQuery {
             display_name: request.tenant.display_name.clone(),
             default_locale: settings.default_locale,
         })
+    }
+}
+
+#[async_graphql::ComplexObject]
+impl TenantInfo {
+    /// Its colours, logo and support line.
+    async fn branding(&self, ctx: &Context<'_>) -> Result<crate::branding::BrandingInfo> {
+        crate::branding::branding(ctx).await
     }
 }
 

@@ -18,6 +18,7 @@ mod m20261204_000007_identity_provider;
 mod m20261204_000008_passkeys;
 mod m20261204_000009_connectors;
 mod m20261204_000010_records;
+mod m20261204_000011_branding;
 
 /// The role the server's login role must be a member of on PostgreSQL. It owns nothing, is
 /// not a superuser and cannot bypass row-level security.
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_passkeys::Migration),
             Box::new(m20261204_000009_connectors::Migration),
             Box::new(m20261204_000010_records::Migration),
+            Box::new(m20261204_000011_branding::Migration),
         ]
     }
 }

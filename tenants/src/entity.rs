@@ -99,3 +99,34 @@ pub(crate) mod tenant_connectors {
         }
     }
 }
+
+pub(crate) mod tenant_branding {
+    //! `tenant_branding`: a clinic's colours, support line and logo. Not PHI.
+    use portico_platform::db::TenantOwned;
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_branding")]
+    pub(crate) struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        pub primary_color: String,
+        pub accent_color: String,
+        pub support_phone: Option<String>,
+        pub support_hours: Option<String>,
+        pub logo_type: Option<String>,
+        pub logo: Option<Vec<u8>>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub(crate) enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl TenantOwned for Entity {
+        fn tenant_column() -> Column {
+            Column::TenantId
+        }
+    }
+}

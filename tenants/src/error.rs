@@ -39,6 +39,9 @@ pub enum TenantError {
     /// The EHR connector is not valid.
     #[error("invalid EHR connector: {0}")]
     InvalidConnector(#[from] crate::connector::ConnectorProblem),
+    /// The branding is not valid (a colour short of WCAG AA contrast, among others).
+    #[error("invalid branding: {0}")]
+    InvalidBranding(#[from] crate::branding::BrandingProblem),
     /// The identity provider could not set up the tenant's user directory.
     #[error("the identity provider could not set up the tenant's user directory")]
     Identity(#[source] ProviderError),

@@ -5,6 +5,8 @@
 //! tenant is found by [`TenantResolver`], which caches answers for a bounded time and is
 //! told when one changes.
 
+pub mod branding;
+mod brandings;
 pub mod connector;
 mod connectors;
 mod entity;
@@ -13,6 +15,7 @@ mod name;
 mod resolve;
 mod service;
 
+pub use branding::{Branding, BrandingProblem, Color, Logo};
 pub use connector::{Connector, ConnectorAuth, ConnectorProblem, SigningAlgorithm, Vendor};
 pub use error::TenantError;
 pub use name::{DomainName, HostError, TenantSlug};

@@ -178,6 +178,28 @@ enum TenantCommand {
         #[arg(long)]
         slug: String,
     },
+    /// Set a clinic's branding: colours (checked for WCAG AA contrast against white), support
+    /// line and logo. Takes effect on the portal's next page; unnamed fields keep their value.
+    Branding {
+        /// The tenant's slug.
+        #[arg(long)]
+        slug: String,
+        /// The main colour, #RRGGBB.
+        #[arg(long, value_name = "COLOR")]
+        primary: Option<String>,
+        /// The second colour, #RRGGBB.
+        #[arg(long, value_name = "COLOR")]
+        accent: Option<String>,
+        /// The support phone number patients see.
+        #[arg(long, value_name = "PHONE")]
+        support_phone: Option<String>,
+        /// When support answers, e.g. "Mon-Fri 8am-5pm".
+        #[arg(long, value_name = "TEXT")]
+        support_hours: Option<String>,
+        /// A PNG, JPEG or WebP logo, at most 256 KB.
+        #[arg(long, value_name = "FILE")]
+        logo: Option<PathBuf>,
+    },
     /// Reopen a suspended tenant's portal.
     Resume {
         /// The tenant's slug.
@@ -571,6 +593,7 @@ async fn serve(config: Config, banner: Option<Banner>) -> anyhow::Result<()> {
     let state = AppState {
         db,
         resolver,
+        tenants: services.tenants.clone(),
         schema,
         identity,
         settings: Arc::new(settings),
@@ -777,6 +800,41 @@ async fn tenant(command: TenantCommand, config: &Config) -> anyhow::Result<()> {
         TenantCommand::Resume { slug } => {
             let tenant = service.resume(&operator, &slug.parse()?).await?;
             println!("resumed tenant {}", tenant.slug);
+        }
+        TenantCommand::Branding {
+            slug,
+            primary,
+            accent,
+            support_phone,
+            support_hours,
+            logo,
+        } => {
+            let tenant = service.get(&operator, &slug.parse()?).await?;
+            let mut branding = service.branding(tenant.id).await?;
+            if let Some(primary) = primary {
+                branding.primary = primary.parse()?;
+            }
+            if let Some(accent) = accent {
+                branding.accent = accent.parse()?;
+            }
+            if let Some(phone) = support_phone {
+                branding.support_phone = Some(phone).filter(|p| !p.trim().is_empty());
+            }
+            if let Some(hours) = support_hours {
+                branding.support_hours = Some(hours).filter(|h| !h.trim().is_empty());
+            }
+            if let Some(path) = logo {
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                branding.logo = Some(portico_tenants::Logo::from_bytes(bytes)?);
+            }
+            service
+                .set_branding(&operator, tenant.id, &branding)
+                .await?;
+            println!(
+                "set the branding of {}: primary {}, accent {}",
+                tenant.slug, branding.primary, branding.accent
+            );
         }
     }
 

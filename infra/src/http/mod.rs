@@ -3,6 +3,7 @@
 //! Order of the layers, outermost first: request id → tracing span → security headers →
 //! timeout → panic catcher → tenant resolution (which may rewrite `/t/<slug>/…`) → router.
 
+mod branding;
 mod error;
 mod graphql;
 mod health;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub db: Db,
     /// Host and path to tenant.
     pub resolver: TenantResolver,
+    /// The tenant registry (branding).
+    pub tenants: portico_tenants::TenantService,
     /// The GraphQL schema.
     pub schema: PorticoSchema,
     /// Sessions: who a request's cookie names.
@@ -101,6 +104,8 @@ pub fn app(state: AppState) -> Router {
                 .post(graphql::graphql)
                 .fallback(error::method_not_allowed),
         )
+        .route("/branding.css", get(branding::css))
+        .route("/branding/logo", get(branding::logo))
         .route(
             "/ehr/notifications",
             axum::routing::post(crate::ehr::notify::receive).fallback(error::method_not_allowed),

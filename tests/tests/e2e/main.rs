@@ -9,6 +9,7 @@
 )]
 
 mod audit;
+mod branding;
 mod cognito;
 mod config;
 mod connector;

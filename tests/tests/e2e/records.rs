@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use portico_platform::clock::{Clock, SystemClock};
-use portico_platform::identity::totp::TotpSecret;
 use portico_tests::TestApp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::identity::{create_account, post, token};
+use crate::identity::{create_account, post, signed_in};
 
 const HOST: &str = "sunrise.localhost";
 const EMAIL: &str = "rosa@example.org";
@@ -368,33 +367,8 @@ async fn a_patient_sees_their_whole_record_from_the_ehr_and_a_new_result_within_
 
 /// Signs in with the password and a code from the authenticator.
 async fn sign_in(app: &TestApp, email: &str, totp: &str) -> Signed {
-    let step = post(
-        app,
-        HOST,
-        &format!("mutation {{ signIn(email: \"{email}\", password: \"{PASSWORD}\") {{ next }} }}"),
-        None,
-        None,
-    )
-    .await;
-    let pending = token(&step.set_cookie.unwrap());
-    let code = TotpSecret::from_base32(totp)
-        .unwrap()
-        .code_at(SystemClock.now());
-    let verified = post(
-        app,
-        HOST,
-        &format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
-        Some(&pending),
-        None,
-    )
-    .await;
-    Signed {
-        cookie: token(&verified.set_cookie.unwrap()),
-        csrf: verified.body["data"]["verifyTotp"]["csrfToken"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    }
+    let (cookie, csrf) = signed_in(app, HOST, email, PASSWORD, totp).await;
+    Signed { cookie, csrf }
 }
 
 #[tokio::test]
