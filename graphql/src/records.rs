@@ -417,6 +417,17 @@ impl RecordsQuery {
             .collect())
     }
 
+    /// Your whole record as one FHIR R4 Bundle (type `collection`), attachments included:
+    /// what "download my record" gives. Always free.
+    async fn record_bundle(&self, ctx: &Context<'_>) -> Result<Json<Value>> {
+        let principal = patient(ctx)?;
+        let bundle = records(ctx)?
+            .export(principal)
+            .await
+            .map_err(from_records)?;
+        Ok(Json(bundle))
+    }
+
     /// How current your record is: the last sync and whether it may be stale.
     async fn record_freshness(&self, ctx: &Context<'_>) -> Result<RecordFreshness> {
         let principal = patient(ctx)?;

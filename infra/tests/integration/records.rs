@@ -542,3 +542,43 @@ async fn every_clinical_example_of_the_hl7_r4_package_is_stored_and_read_back_wh
         "{read_back} of {stored} visible"
     );
 }
+
+#[tokio::test]
+async fn the_whole_record_downloads_as_one_bundle_with_what_the_patient_sees() {
+    let f = fixture().await;
+    f.store(&[
+        lab("o1", "final", "1", "2026-11-02T09:00:00Z"),
+        lab("o2", "preliminary", "1", "2026-11-02T09:00:00Z"),
+        json!({"resourceType": "DocumentReference", "id": "n1", "status": "current",
+               "subject": {"reference": format!("Patient/{EHR_PATIENT}")},
+               "content": [{"attachment": {"contentType": "text/plain", "url": "Binary/b1"}}]}),
+        json!({"resourceType": "Binary", "id": "b1", "contentType": "text/plain", "data": "aGVsbG8="}),
+    ])
+    .await;
+    let records = f.records(ReleasePolicy::FinalAtOnce);
+    let bundle = records.export(&f.me()).await.unwrap();
+    assert_eq!(
+        (&bundle["resourceType"], &bundle["type"]),
+        (&json!("Bundle"), &json!("collection"))
+    );
+    let mut ids: Vec<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        ["b1", "n1", "o1"],
+        "the attachment is in, the preliminary result is not"
+    );
+
+    let trail = AuditTrail::new(f.platform.db.clone(), Arc::new(f.platform.clock.clone()));
+    let log = trail.access_log(&f.me(), 50, None).await.unwrap();
+    assert!(log.entries.iter().any(|e| e.action == Action::Export));
+    assert!(matches!(
+        records.export(&f.staff(Role::Provider)).await,
+        Err(RecordError::Forbidden)
+    ));
+}

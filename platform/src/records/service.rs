@@ -317,6 +317,41 @@ impl Records {
             .map_err(RecordError::from)
     }
 
+    /// The signed-in patient's whole record as one FHIR R4 `Bundle` (type `collection`):
+    /// every item they can see, attachments included — what "download my record" gives.
+    /// Free, and audited as an export.
+    pub async fn export(&self, principal: &Principal) -> Result<Value, RecordError> {
+        let reader = patient_of(principal)?;
+        let policy = self.connections.release_policy(reader.tenant).await;
+        let mut access = self.audit.begin(reader.tenant).await?;
+        let rows = self
+            .visible(access.tx(), reader.patient, policy)
+            .order_by_desc(health_records::Column::EffectiveAt)
+            .order_by_desc(health_records::Column::Id)
+            .all(access.tx().conn())
+            .await?;
+        let items = self
+            .open_rows(&mut access, &reader, rows, Action::Export)
+            .await?;
+        let entries: Vec<Value> = items
+            .into_iter()
+            .map(|item| {
+                serde_json::json!({
+                    "fullUrl": format!("urn:uuid:{}", item.id),
+                    "resource": item.resource,
+                })
+            })
+            .collect();
+        let bundle = serde_json::json!({
+            "resourceType": "Bundle",
+            "type": "collection",
+            "timestamp": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "total": entries.len(),
+            "entry": entries,
+        });
+        access.release(bundle).await.map_err(RecordError::from)
+    }
+
     /// The signed-in patient's lab results (Observations), newest first, read.
     pub async fn labs(
         &self,

@@ -193,6 +193,16 @@ async fn a_patient_sees_their_whole_record_from_the_ehr_and_a_new_result_within_
             .any(|t| t["code"] == "2345-7" && t["results"].as_array().unwrap().len() >= 4)
     );
 
+    // "Download my record": everything, as one FHIR Bundle.
+    let download = query(&app, &me, "{ recordBundle }").await;
+    let bundle = &download["recordBundle"];
+    assert_eq!(bundle["type"], "collection");
+    assert!(
+        bundle["entry"].as_array().unwrap().len() >= 120,
+        "{}",
+        bundle["total"]
+    );
+
     // The sandbox finalizes a pending result every second and notifies: it shows up.
     let finalized_since = |labs: &Value| {
         labs["labResults"]["results"]
