@@ -5,6 +5,7 @@
 //! domain errors become GraphQL errors with a stable `extensions.code`.
 
 mod branding;
+pub mod chart;
 mod enrollment;
 pub mod error;
 mod limits;

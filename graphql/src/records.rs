@@ -203,6 +203,7 @@ pub struct LabResultPage {
 
 /// One analyte over time, oldest first: what a trend chart draws.
 #[derive(Debug, SimpleObject)]
+#[graphql(complex)]
 pub struct LabTrend {
     /// The analyte's code.
     code: String,
@@ -212,6 +213,42 @@ pub struct LabTrend {
     unit: Option<String>,
     /// The results.
     results: Vec<LabResult>,
+}
+
+#[async_graphql::ComplexObject]
+impl LabTrend {
+    /// The trend as an accessible SVG chart (title and description in words, high and low
+    /// results as up and down triangles, the reference range as a band); null when no
+    /// result has a numeric value. Show the results as a table beside it.
+    async fn chart_svg(&self) -> Option<String> {
+        let points: Vec<crate::chart::Point> = self
+            .results
+            .iter()
+            .filter_map(|result| {
+                let at = result
+                    .item
+                    .effective_at
+                    .as_deref()
+                    .and_then(parse_datetime)?;
+                Some(crate::chart::Point {
+                    at,
+                    value: result.value?,
+                    flag: result.flag.clone(),
+                })
+            })
+            .collect();
+        let latest = self.results.last();
+        crate::chart::svg(
+            &crate::chart::Trend {
+                name: &self.name,
+                unit: self.unit.as_deref(),
+                low: latest.and_then(|r| r.range_low),
+                high: latest.and_then(|r| r.range_high),
+                points: &points,
+            },
+            &self.code,
+        )
+    }
 }
 
 /// How far a sync job got.

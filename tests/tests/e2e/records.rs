@@ -178,7 +178,7 @@ async fn a_patient_sees_their_whole_record_from_the_ehr_and_a_new_result_within_
     assert!(texts >= 5, "notes in full: {texts}");
 
     // Labs with values, ranges and flags, and trends by analyte.
-    let labs = query(&app, &me, "{ labResults(first: 50) { results { code name value unit referenceRange flag } } labTrends { code results { value } } }").await;
+    let labs = query(&app, &me, "{ labResults(first: 50) { results { code name value unit referenceRange flag } } labTrends { code results { value } chartSvg } }").await;
     let results = labs["labResults"]["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r["flag"] == "H"));
     assert!(
@@ -191,6 +191,12 @@ async fn a_patient_sees_their_whole_record_from_the_ehr_and_a_new_result_within_
         trends
             .iter()
             .any(|t| t["code"] == "2345-7" && t["results"].as_array().unwrap().len() >= 4)
+    );
+    let glucose = trends.iter().find(|t| t["code"] == "2345-7").unwrap();
+    let chart = glucose["chartSvg"].as_str().unwrap();
+    assert!(
+        chart.starts_with("<svg") && chart.contains(r#"role="img""#),
+        "{chart}"
     );
 
     // "Download my record": everything, as one FHIR Bundle.
