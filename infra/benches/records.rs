@@ -33,7 +33,6 @@ use portico_platform::crypto::cache::CacheLimits;
 use portico_platform::crypto::vault::Vault;
 use portico_platform::db::Db;
 use portico_platform::entropy::SystemEntropy;
-use portico_platform::identity::totp::TotpSecret;
 use portico_platform::ids::PatientId;
 use portico_platform::principal::Principal;
 use portico_platform::records::RecordStore;
@@ -466,55 +465,11 @@ async fn sign_in(app: TestApp) -> Portal {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let http = reqwest::Client::new();
-    let post = |query: String, cookie: Option<String>| {
-        let mut request = http
-            .post(format!("http://{}/graphql", app.address))
-            .header("host", HOST)
-            .json(&json!({ "query": query }));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", format!("__Host-portico_session={cookie}"));
-        }
-        request.send()
-    };
-    let session = |response: &reqwest::Response| {
-        response
-            .headers()
-            .get("set-cookie")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .trim_start_matches("__Host-portico_session=")
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let step = post(
-        format!("mutation {{ signIn(email: \"{EMAIL}\", password: \"{PASSWORD}\") {{ next }} }}"),
-        None,
-    )
-    .await
-    .unwrap();
-    let pending = session(&step);
-    let code = TotpSecret::from_base32(&secret)
-        .unwrap()
-        .code_at(SystemClock.now());
-    let verified = post(
-        format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
-        Some(pending),
-    )
-    .await
-    .unwrap();
-    let cookie = session(&verified);
-    let body: Value = verified.json().await.unwrap();
+    let (cookie, csrf) = app.sign_in(HOST, EMAIL, PASSWORD, &secret).await;
     Portal {
-        csrf: body["data"]["verifyTotp"]["csrfToken"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        csrf,
         cookie,
         app,
-        http,
+        http: reqwest::Client::new(),
     }
 }

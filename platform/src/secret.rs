@@ -63,6 +63,12 @@ impl From<String> for Secret<String> {
     }
 }
 
+/// Whether two secrets (or their digests) are equal, in time that depends only on their
+/// length, so that how long a comparison takes says nothing about where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -241,6 +241,62 @@ impl TestApp {
         self.data_dir.path()
     }
 
+    /// Signs in at `host` with the password and the authenticator's current code (its
+    /// base32 secret); the session token and the CSRF token.
+    pub async fn sign_in(
+        &self,
+        host: &str,
+        email: &str,
+        password: &str,
+        totp_base32: &str,
+    ) -> (String, String) {
+        use portico_platform::clock::{Clock, SystemClock};
+        use portico_platform::identity::totp::TotpSecret;
+
+        let step = self
+            .session_request(
+                host,
+                &format!(
+                    "mutation {{ signIn(email: \"{email}\", password: \"{password}\") {{ next }} }}"
+                ),
+                None,
+            )
+            .await;
+        let pending = session_token(&step);
+        let code = TotpSecret::from_base32(totp_base32)
+            .unwrap()
+            .code_at(SystemClock.now());
+        let verified = self
+            .session_request(
+                host,
+                &format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
+                Some(&pending),
+            )
+            .await;
+        let session = session_token(&verified);
+        let body: Value = verified.json().await.unwrap();
+        let csrf = body["data"]["verifyTotp"]["csrfToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned();
+        (session, csrf)
+    }
+
+    async fn session_request(
+        &self,
+        host: &str,
+        query: &str,
+        session: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .request(reqwest::Method::POST, host, "/graphql")
+            .json(&json!({ "query": query }));
+        if let Some(session) = session {
+            request = request.header("cookie", format!("__Host-portico_session={session}"));
+        }
+        request.send().await.unwrap()
+    }
+
     /// Everything the server has logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
@@ -334,4 +390,16 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
         return None;
     }
     value.get("http.address")?.as_str()?.parse().ok()
+}
+
+/// The session token a response's `Set-Cookie` carries.
+fn session_token(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|cookie| cookie.strip_prefix("__Host-portico_session="))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {response:?}"))
+        .to_owned()
 }

@@ -163,12 +163,7 @@ async fn set(args: SetArgs, services: &Services) -> anyhow::Result<()> {
     };
     let (notification_secret, generated) = match &args.notification_secret_file {
         Some(path) => (read_secret(path, "--notification-secret-file")?, false),
-        None => {
-            let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-            services.entropy.fill(bytes.as_mut());
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            (Secret::new(hex), true)
-        }
+        None => (new_notification_secret(services), true),
     };
     let release: ReleasePolicy = args.release.parse().context("--release")?;
     let connector = Connector {
@@ -202,6 +197,13 @@ async fn set(args: SetArgs, services: &Services) -> anyhow::Result<()> {
         tenant.slug
     );
     Ok(())
+}
+
+/// A new notification secret: 32 random bytes, as hex.
+pub(super) fn new_notification_secret(services: &Services) -> Secret<String> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    services.entropy.fill(bytes.as_mut());
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn show(tenant: &Tenant, connector: &Connector) {

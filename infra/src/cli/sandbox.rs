@@ -139,9 +139,7 @@ pub(super) async fn connect(
     tenant: &Tenant,
 ) -> anyhow::Result<Secret<String>> {
     let (base_url, token_url) = urls(config.http.listen)?;
-    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-    services.entropy.fill(secret.as_mut());
-    let notification_secret = Secret::new(secret.iter().map(|b| format!("{b:02x}")).collect());
+    let notification_secret = super::connector::new_notification_secret(services);
     let connector = Connector {
         vendor: Vendor::Sandbox,
         base_url,

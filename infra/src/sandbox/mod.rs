@@ -144,18 +144,6 @@ impl Sandbox {
         state.subscribers.push(Subscriber { endpoint, secret });
     }
 
-    /// The ids of the sandbox's patients, in chart order.
-    pub fn patient_ids(&self) -> Vec<String> {
-        let state = self.lock();
-        let mut ids: Vec<String> = state
-            .resources
-            .keys()
-            .filter_map(|key| key.strip_prefix("Patient/").map(str::to_owned))
-            .collect();
-        ids.sort();
-        ids
-    }
-
     /// Finalizes the next pending result of the first patient (or orders a new one when
     /// none is left) and notifies the subscribers. Returns what it did and the resource's
     /// `Type/id`.

@@ -642,9 +642,7 @@ pub(super) fn code_digest(ticket: &str, code: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(super) use crate::secret::constant_time_eq;
 
 #[cfg(test)]
 mod tests {

@@ -112,13 +112,6 @@ impl Release {
             Self::Hidden => "hidden",
         }
     }
-
-    /// Reads a stored code.
-    pub fn from_code(code: &str) -> Option<Self> {
-        [Self::Released, Self::Preliminary, Self::Hidden]
-            .into_iter()
-            .find(|release| release.code() == code)
-    }
 }
 
 /// What a resource is, for storing it.
@@ -394,6 +387,28 @@ pub fn patient_id(reference: &str) -> Option<&str> {
         .filter(|id| is_fhir_id(id))
 }
 
+/// The `Binary` ids a note's attachments point at (`Binary/<id>`, relative or on the
+/// server, with or without a version), each once.
+pub fn attachment_ids(note: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    let urls = note["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|content| content.pointer("/attachment/url").and_then(Value::as_str));
+    for url in urls {
+        let url = url.split_once("/_history/").map_or(url, |(head, _)| head);
+        if let Some((head, id)) = url.rsplit_once('/')
+            && (head == "Binary" || head.ends_with("/Binary"))
+            && is_fhir_id(id)
+            && !ids.iter().any(|held| held == id)
+        {
+            ids.push(id.to_owned());
+        }
+    }
+    ids
+}
+
 /// A FHIR `date`, `dateTime` or `instant`: a year, a month or a day is taken as its first
 /// moment in UTC; a time without a zone as UTC.
 pub fn parse_datetime(value: &str) -> Option<DateTime<Utc>> {
@@ -566,6 +581,18 @@ mod tests {
         assert_eq!(patient_id("Patient/abc/_history/2"), Some("abc"));
         assert_eq!(patient_id("Group/abc"), None);
         assert_eq!(patient_id("Patient/a b"), None);
+    }
+
+    #[test]
+    fn attachments_are_found_by_their_binary_urls_once() {
+        let note = json!({"resourceType": "DocumentReference", "content": [
+            {"attachment": {"url": "Binary/b1"}},
+            {"attachment": {"url": "https://ehr.example/fhir/Binary/b2/_history/3"}},
+            {"attachment": {"url": "Binary/b1"}},
+            {"attachment": {"url": "https://ehr.example/files/report.pdf"}},
+            {"attachment": {"data": "aGk="}}
+        ]});
+        assert_eq!(attachment_ids(&note), ["b1", "b2"]);
     }
 
     #[test]

@@ -8,8 +8,6 @@ use serde_json::Value;
 pub struct LabReading {
     /// The analyte's code (LOINC where the EHR gives one), which groups a trend.
     pub code: Option<String>,
-    /// The code system.
-    pub system: Option<String>,
     /// The analyte's name.
     pub name: String,
     /// The numeric value, if it is a quantity.
@@ -107,7 +105,6 @@ pub fn reading(observation: &Value) -> LabReading {
 
     LabReading {
         code: coding.and_then(|c| c["code"].as_str()).map(str::to_owned),
-        system: coding.and_then(|c| c["system"].as_str()).map(str::to_owned),
         name,
         value,
         value_text,

@@ -1,7 +1,7 @@
 //! What patients read of their record, and what staff may do with it. Every read is
 //! audited in the transaction that reads; every withholding and release too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -298,7 +298,7 @@ impl Records {
             .open_rows(&mut access, &reader, vec![row], Action::Read)
             .await?;
         let item = items.pop().ok_or(RecordError::NotFound)?;
-        let binaries: Vec<String> = attachment_ids(&item.resource);
+        let binaries = super::classify::attachment_ids(&item.resource);
         let attachments = if binaries.is_empty() {
             Vec::new()
         } else {
@@ -647,16 +647,29 @@ impl Records {
             .limit(1000)
             .all(tx.conn())
             .await?;
-        let mut patients = Vec::with_capacity(links.len());
-        for link in &links {
-            let patient = PatientId::from_uuid(link.patient_id);
-            patients.push(PatientSync {
-                patient,
+        // Each patient's latest backfill, from one read of the clinic's backfill jobs.
+        let mut backfills: HashMap<uuid::Uuid, JobStatus> = HashMap::new();
+        let jobs = tx
+            .find::<sync_jobs::Entity>()
+            .filter(sync_jobs::Column::Kind.eq("backfill"))
+            .order_by_desc(sync_jobs::Column::CreatedAt)
+            .order_by_desc(sync_jobs::Column::Id)
+            .all(tx.conn())
+            .await?;
+        for job in jobs {
+            backfills
+                .entry(job.patient_id)
+                .or_insert_with(|| job.into());
+        }
+        let patients = links
+            .iter()
+            .map(|link| PatientSync {
+                patient: PatientId::from_uuid(link.patient_id),
                 backfilled_at: link.backfilled_at,
                 last_synced_at: link.last_synced_at,
-                backfill: latest_backfill(&tx, patient).await?,
-            });
-        }
+                backfill: backfills.remove(&link.patient_id),
+            })
+            .collect();
         let count_jobs = |state: &'static str| {
             tx.find::<sync_jobs::Entity>()
                 .filter(sync_jobs::Column::State.eq(state))
@@ -854,25 +867,33 @@ async fn latest_backfill(
 /// Finalized → released, for items finalized after their patient's backfill finished (what
 /// was final before Portico watched says nothing about Portico's speed).
 async fn latency(tx: &TenantTx, links: &[ehr_links::Model]) -> Result<Latency, RecordError> {
-    let mut samples = Vec::new();
-    for link in links {
-        let Some(since) = link.backfilled_at else {
-            continue;
-        };
-        let rows: Vec<(Option<Instant>, Option<Instant>)> = tx
-            .find::<health_records::Entity>()
-            .select_only()
-            .column(health_records::Column::FinalizedAt)
-            .column(health_records::Column::ReleasedAt)
-            .filter(health_records::Column::PatientId.eq(link.patient_id))
-            .filter(health_records::Column::FinalizedAt.gte(since))
-            .into_tuple()
-            .all(tx.conn())
-            .await?;
-        samples.extend(rows.into_iter().filter_map(|(finalized, released)| {
-            Some((released? - finalized?).num_milliseconds().max(0))
-        }));
-    }
+    let backfilled: HashMap<uuid::Uuid, Instant> = links
+        .iter()
+        .filter_map(|link| Some((link.patient_id, link.backfilled_at?)))
+        .collect();
+    let Some(earliest) = backfilled.values().min().copied() else {
+        return Ok(Latency::default());
+    };
+    let rows: Vec<(uuid::Uuid, Option<Instant>, Option<Instant>)> = tx
+        .find::<health_records::Entity>()
+        .select_only()
+        .columns([
+            health_records::Column::PatientId,
+            health_records::Column::FinalizedAt,
+            health_records::Column::ReleasedAt,
+        ])
+        .filter(health_records::Column::FinalizedAt.gte(earliest))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let mut samples: Vec<i64> = rows
+        .into_iter()
+        .filter_map(|(patient, finalized, released)| {
+            let (finalized, released) = (finalized?, released?);
+            (finalized >= *backfilled.get(&patient)?)
+                .then(|| (released - finalized).num_milliseconds().max(0))
+        })
+        .collect();
     samples.sort_unstable();
     let at = |q: f64| {
         #[allow(
@@ -910,19 +931,4 @@ fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, uuid::Uuid), RecordError
         .ok_or(RecordError::Invalid(
             "the page cursor is not one this API gave",
         ))
-}
-
-/// The `Binary` ids a note's attachments point at.
-fn attachment_ids(note: &Value) -> Vec<String> {
-    note["content"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|content| content.pointer("/attachment/url").and_then(Value::as_str))
-        .filter_map(|url| {
-            let url = url.split_once("/_history/").map_or(url, |(head, _)| head);
-            let (head, id) = url.rsplit_once('/')?;
-            (head == "Binary" || head.ends_with("/Binary")).then(|| id.to_owned())
-        })
-        .collect()
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::Value;
 
 use super::RecordError;
@@ -80,8 +80,18 @@ pub struct RecordStore {
 
 struct Planned {
     item: Classified,
-    existing: Option<health_records::Model>,
+    existing: Option<Held>,
     body: Vec<u8>,
+}
+
+/// What deciding about a new version needs of the row already held (never its body).
+#[derive(Debug, Clone)]
+struct Held {
+    id: uuid::Uuid,
+    patient_id: uuid::Uuid,
+    version: String,
+    ehr_updated_at: Option<DateTime<Utc>>,
+    released_at: Option<DateTime<Utc>>,
 }
 
 impl RecordStore {
@@ -201,51 +211,47 @@ impl RecordStore {
             let first_release = item.release == Release::Released
                 && existing
                     .as_ref()
-                    .is_none_or(|row| row.released_at.is_none());
-            if first_release {
-                outcome.released += 1;
-            }
-            let (released_at, finalized_at) = match &existing {
-                Some(row) if !first_release => (row.released_at, row.finalized_at),
-                _ if first_release => (
-                    Some(now),
-                    Some(item.updated_at.or(item.issued_at).unwrap_or(now).min(now)),
-                ),
-                _ => (None, None),
-            };
-            let model = health_records::ActiveModel {
-                id: Set(existing.as_ref().map_or_else(
-                    || RecordId::generate(self.clock.as_ref(), self.entropy.as_ref()).as_uuid(),
-                    |row| row.id,
-                )),
-                patient_id: Set(patient.as_uuid()),
-                resource_type: Set(item.resource_type.clone()),
-                fhir_id: Set(item.fhir_id.clone()),
+                    .is_none_or(|held| held.released_at.is_none());
+            // Only what the EHR's new version changes is written: the first view and a
+            // withholding belong to Portico and are never written back from an older read.
+            let mut model = health_records::ActiveModel {
                 version: Set(item.version.clone()),
                 category: Set(item.category.code().to_owned()),
                 status: Set(item.status.clone()),
                 release: Set(item.release.code().to_owned()),
                 effective_at: Set(Some(item.effective_at.unwrap_or(now))),
                 ehr_updated_at: Set(item.updated_at),
-                finalized_at: Set(finalized_at),
-                released_at: Set(released_at),
-                first_viewed_at: Set(existing.as_ref().and_then(|row| row.first_viewed_at)),
-                withheld_until: Set(existing.as_ref().and_then(|row| row.withheld_until)),
                 body: Set(body),
                 stored_at: Set(now),
                 ..Default::default()
             };
+            if first_release {
+                outcome.released += 1;
+                model.released_at = Set(Some(now));
+                model.finalized_at = Set(Some(
+                    item.updated_at.or(item.issued_at).unwrap_or(now).min(now),
+                ));
+            }
             match existing {
                 None => {
+                    model.id = Set(
+                        RecordId::generate(self.clock.as_ref(), self.entropy.as_ref()).as_uuid(),
+                    );
+                    model.patient_id = Set(patient.as_uuid());
+                    model.resource_type = Set(item.resource_type);
+                    model.fhir_id = Set(item.fhir_id);
+                    model.first_viewed_at = Set(None);
+                    model.withheld_until = Set(None);
+                    if !first_release {
+                        model.released_at = Set(None);
+                        model.finalized_at = Set(None);
+                    }
                     tx.insert(model).await?;
                 }
-                Some(_) => {
-                    let mut model = model;
-                    model.tenant_id = Set(tenant.as_uuid());
+                Some(held) => {
                     tx.update_many::<health_records::Entity>()
                         .set(model)
-                        .filter(health_records::Column::ResourceType.eq(item.resource_type))
-                        .filter(health_records::Column::FhirId.eq(item.fhir_id))
+                        .filter(health_records::Column::Id.eq(held.id))
                         .exec(tx.conn())
                         .await?;
                 }
@@ -310,14 +316,14 @@ impl RecordStore {
         let tx = self.db.begin_serialized(tenant).await?;
         let rows: Vec<(uuid::Uuid, String)> = tx
             .find::<health_records::Entity>()
+            .select_only()
+            .columns([health_records::Column::Id, health_records::Column::FhirId])
             .filter(health_records::Column::PatientId.eq(patient.as_uuid()))
             .filter(health_records::Column::ResourceType.eq(resource_type))
             .filter(health_records::Column::Release.ne(Release::Hidden.code()))
+            .into_tuple()
             .all(tx.conn())
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row.fhir_id))
-            .collect();
+            .await?;
         let gone: Vec<uuid::Uuid> = rows
             .into_iter()
             .filter(|(_, fhir_id)| !present.contains(fhir_id))
@@ -352,12 +358,21 @@ impl RecordStore {
         Ok(gone.len())
     }
 
-    /// The rows already held for these resources, by (type, id).
+    /// What is held already for these resources, by (type, id).
     async fn existing(
         &self,
         tenant: TenantId,
         items: &[(Classified, &Value)],
-    ) -> Result<HashMap<(String, String), health_records::Model>, RecordError> {
+    ) -> Result<HashMap<(String, String), Held>, RecordError> {
+        type Row = (
+            uuid::Uuid,
+            uuid::Uuid,
+            String,
+            String,
+            String,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
         let mut by_type: HashMap<&str, Vec<&str>> = HashMap::new();
         for (item, _) in items {
             by_type
@@ -369,14 +384,43 @@ impl RecordStore {
         let mut found = HashMap::new();
         for (resource_type, ids) in by_type {
             for chunk in ids.chunks(500) {
-                let rows = tx
+                let rows: Vec<Row> = tx
                     .find::<health_records::Entity>()
+                    .select_only()
+                    .columns([
+                        health_records::Column::Id,
+                        health_records::Column::PatientId,
+                        health_records::Column::ResourceType,
+                        health_records::Column::FhirId,
+                        health_records::Column::Version,
+                        health_records::Column::EhrUpdatedAt,
+                        health_records::Column::ReleasedAt,
+                    ])
                     .filter(health_records::Column::ResourceType.eq(resource_type))
                     .filter(health_records::Column::FhirId.is_in(chunk.iter().copied()))
+                    .into_tuple()
                     .all(tx.conn())
                     .await?;
-                for row in rows {
-                    found.insert((row.resource_type.clone(), row.fhir_id.clone()), row);
+                for (
+                    id,
+                    patient_id,
+                    resource_type,
+                    fhir_id,
+                    version,
+                    ehr_updated_at,
+                    released_at,
+                ) in rows
+                {
+                    found.insert(
+                        (resource_type, fhir_id),
+                        Held {
+                            id,
+                            patient_id,
+                            version,
+                            ehr_updated_at,
+                            released_at,
+                        },
+                    );
                 }
             }
         }

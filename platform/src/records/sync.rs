@@ -189,11 +189,6 @@ impl SyncEngine {
         }
     }
 
-    /// The store the engine writes through.
-    pub fn store(&self) -> &RecordStore {
-        &self.store
-    }
-
     /// Links a Portico patient to their EHR record and queues the backfill. Linking again
     /// to the same EHR patient changes nothing; to another is refused.
     pub async fn link(
@@ -292,6 +287,9 @@ impl SyncEngine {
 
     /// Queues a poll for every backfilled patient not polled within `interval` who has no
     /// job waiting. Returns how many were queued.
+    ///
+    /// Every node calls this every second: the due patients are found with a read, and the
+    /// write lock is taken only when there are some.
     pub async fn schedule_polls(
         &self,
         tenant: TenantId,
@@ -299,54 +297,98 @@ impl SyncEngine {
     ) -> Result<usize, RecordError> {
         let now = self.clock.now();
         let interval = Duration::from_std(interval).unwrap_or(Duration::minutes(5));
-        let tx = self.db.begin_serialized(tenant).await?;
-        let due = tx
+        let due_condition = || {
+            Condition::all()
+                .add(ehr_links::Column::BackfilledAt.is_not_null())
+                .add(
+                    Condition::any()
+                        .add(ehr_links::Column::LastPolledAt.is_null())
+                        .add(ehr_links::Column::LastPolledAt.lte(now - interval)),
+                )
+        };
+        let probe = self.db.begin(tenant).await?;
+        let any_due = probe
             .find::<ehr_links::Entity>()
-            .filter(ehr_links::Column::BackfilledAt.is_not_null())
-            .filter(
-                Condition::any()
-                    .add(ehr_links::Column::LastPolledAt.is_null())
-                    .add(ehr_links::Column::LastPolledAt.lte(now - interval)),
-            )
+            .filter(due_condition())
+            .one(probe.conn())
+            .await?
+            .is_some();
+        probe.commit().await?;
+        if !any_due {
+            return Ok(0);
+        }
+
+        let tx = self.db.begin_serialized(tenant).await?;
+        let due: Vec<uuid::Uuid> = tx
+            .find::<ehr_links::Entity>()
+            .select_only()
+            .column(ehr_links::Column::PatientId)
+            .filter(due_condition())
+            .into_tuple()
             .all(tx.conn())
             .await?;
+        let waiting: HashSet<uuid::Uuid> = tx
+            .find::<sync_jobs::Entity>()
+            .select_only()
+            .column(sync_jobs::Column::PatientId)
+            .filter(sync_jobs::Column::State.eq("queued"))
+            .filter(sync_jobs::Column::PatientId.is_in(due.clone()))
+            .into_tuple::<uuid::Uuid>()
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .collect();
         let mut queued = 0;
-        for link in due {
-            let waiting = tx
-                .find::<sync_jobs::Entity>()
-                .filter(sync_jobs::Column::PatientId.eq(link.patient_id))
-                .filter(sync_jobs::Column::State.eq("queued"))
-                .one(tx.conn())
+        for patient in due.iter().filter(|patient| !waiting.contains(patient)) {
+            self.queue(&tx, PatientId::from_uuid(*patient), JobKind::Poll, &[], now)
                 .await?;
-            if waiting.is_none() {
-                let patient = PatientId::from_uuid(link.patient_id);
-                self.queue(&tx, patient, JobKind::Poll, &[], now).await?;
-                queued += 1;
-            }
-            tx.update_many::<ehr_links::Entity>()
-                .col_expr(ehr_links::Column::LastPolledAt, Expr::value(now))
-                .filter(ehr_links::Column::PatientId.eq(link.patient_id))
-                .exec(tx.conn())
-                .await?;
+            queued += 1;
         }
+        tx.update_many::<ehr_links::Entity>()
+            .col_expr(ehr_links::Column::LastPolledAt, Expr::value(now))
+            .filter(ehr_links::Column::PatientId.is_in(due))
+            .exec(tx.conn())
+            .await?;
         tx.commit().await?;
         Ok(queued)
     }
 
     /// Claims the next due job of the clinic, if any: locked so no other node takes it
     /// (`SKIP LOCKED` passes over rows another node is claiming), then leased.
+    ///
+    /// Idle nodes call this every second: whether anything is due is asked with a read, and
+    /// the write lock is taken only when something is.
     pub async fn claim(&self, tenant: TenantId) -> Result<Option<Job>, RecordError> {
         let now = self.clock.now();
+        let due = || {
+            Condition::all()
+                .add(sync_jobs::Column::State.eq("queued"))
+                .add(sync_jobs::Column::DueAt.lte(now))
+                .add(
+                    Condition::any()
+                        .add(sync_jobs::Column::LeaseUntil.is_null())
+                        .add(sync_jobs::Column::LeaseUntil.lt(now)),
+                )
+        };
+        let probe = self.db.begin(tenant).await?;
+        let any_due = probe
+            .find::<sync_jobs::Entity>()
+            .select_only()
+            .column(sync_jobs::Column::Id)
+            .filter(due())
+            .into_tuple::<uuid::Uuid>()
+            .one(probe.conn())
+            .await?
+            .is_some();
+        probe.commit().await?;
+        if !any_due {
+            return Ok(None);
+        }
+
         let tx = self.db.begin_serialized(tenant).await?;
         let row = tx
             .find::<sync_jobs::Entity>()
-            .filter(sync_jobs::Column::State.eq("queued"))
-            .filter(sync_jobs::Column::DueAt.lte(now))
-            .filter(
-                Condition::any()
-                    .add(sync_jobs::Column::LeaseUntil.is_null())
-                    .add(sync_jobs::Column::LeaseUntil.lt(now)),
-            )
+            .filter(due())
             .order_by_asc(sync_jobs::Column::DueAt)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .one(tx.conn())
@@ -698,8 +740,6 @@ pub struct JobStatus {
     pub attempts: i32,
     /// The last failure, if any (no PHI: an HTTP status, a step).
     pub last_error: Option<String>,
-    /// When it finished.
-    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl From<sync_jobs::Model> for JobStatus {
@@ -714,28 +754,20 @@ impl From<sync_jobs::Model> for JobStatus {
             },
             attempts: row.attempts,
             last_error: row.last_error,
-            finished_at: row.finished_at,
         }
     }
 }
 
 /// The `Binary` attachments notes point at (`Binary/<id>`, relative or on the server).
 async fn attachments(client: &dyn EhrClient, notes: &[Value]) -> Result<Vec<Value>, RecordError> {
-    let mut ids = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     for note in notes
         .iter()
         .filter(|r| r["resourceType"] == "DocumentReference")
     {
-        for content in note["content"].as_array().into_iter().flatten() {
-            if let Some(url) = content.pointer("/attachment/url").and_then(Value::as_str) {
-                let url = url.split_once("/_history/").map_or(url, |(head, _)| head);
-                if let Some((head, id)) = url.rsplit_once('/')
-                    && (head == "Binary" || head.ends_with("/Binary"))
-                    && super::classify::is_fhir_id(id)
-                    && !ids.contains(&id.to_owned())
-                {
-                    ids.push(id.to_owned());
-                }
+        for id in super::classify::attachment_ids(note) {
+            if !ids.contains(&id) {
+                ids.push(id);
             }
         }
     }

@@ -92,24 +92,7 @@ pub(crate) async fn signed_in(
     password: &str,
     totp_base32: &str,
 ) -> (String, String) {
-    let step = post(app, host, &sign_in(email, password), None, None).await;
-    let pending = token(&step.set_cookie.unwrap_or_else(|| panic!("{}", step.body)));
-    let code = TotpSecret::from_base32(totp_base32)
-        .unwrap()
-        .code_at(SystemClock.now());
-    let verified = post(
-        app,
-        host,
-        &format!("mutation {{ verifyTotp(code: \"{code}\") {{ csrfToken }} }}"),
-        Some(&pending),
-        None,
-    )
-    .await;
-    let csrf = verified.body["data"]["verifyTotp"]["csrfToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{}", verified.body))
-        .to_owned();
-    (token(&verified.set_cookie.unwrap()), csrf)
+    app.sign_in(host, email, password, totp_base32).await
 }
 
 fn sign_in(email: &str, password: &str) -> String {
